@@ -33,6 +33,13 @@ enum vm_exit {
 
 struct vcpu;
 struct evloop;
+struct serial;
+struct i8042;
+struct rtc;
+struct acpi_pm;
+struct pci_host;
+struct virtio_blk;
+struct virtio_net;
 
 struct vm_stats {
 	atomic_ulong exits_io, exits_mmio, exits_hlt, exits_other, exits_intr;
@@ -60,6 +67,15 @@ struct vm {
 	pthread_mutex_t irq_lock;
 	struct kvm_irq_routing *routes;
 	uint32_t next_gsi;
+
+	/* Device state, each owned by its init/exit hooks (vmm/devices.h). */
+	struct serial *serial;
+	struct i8042 *i8042;
+	struct rtc *rtc;
+	struct acpi_pm *acpi_pm;
+	struct pci_host *pci;
+	struct virtio_blk *blk[MAX_DISKS];
+	struct virtio_net *net[MAX_NETS];
 
 	_Atomic int exit_reason;   /* enum vm_exit, first writer wins */
 	struct vm_stats stats;
