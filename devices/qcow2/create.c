@@ -137,7 +137,7 @@ int qcow2_create_fd(int fd, const struct qcow2_create_opts *in, char *err, size_
 	uint64_t l1_size = (o.size + span - 1) / span;
 	if (l1_size * 8 > QCOW2_MAX_L1_BYTES)
 		return qerr(err, errlen, EFBIG, "size too large for this cluster size");
-	uint64_t l1_cl = qc_align_up(l1_size * 8 ? l1_size * 8 : 8, cs) / cs;
+	uint64_t l1_cl = qc_align_up(l1_size ? l1_size * 8 : 8, cs) / cs;
 	uint64_t data_cl = (o.size + cs - 1) / cs;
 	uint64_t pre = o.prealloc == QCOW2_PREALLOC_OFF ? 0 : l1_size + data_cl;
 	uint32_t rorder = (uint32_t)__builtin_ctz(o.refcount_bits);
