@@ -52,6 +52,10 @@ int disk_open(struct disk **out, const struct disk_opts *o, char *err, size_t er
 	*out = NULL;
 	if (!o->path || !*o->path)
 		return fail(err, errlen, EINVAL, "disk", "empty file name");
+	/* snapshot=on: a temporary qcow2 overlay over the image (which is
+	 * then only read); the qcow2 backend opens and probes it. */
+	if (o->snapshot)
+		return qcow2_open_snapshot(out, o, err, errlen);
 	fd = open(o->path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
