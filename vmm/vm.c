@@ -66,6 +66,13 @@ int kvm_open_checked(void)
 			log_err("/dev/kvm: %s", strerror(errno));
 		return -1;
 	}
+	/* PVM (kvm_pvm) offers /dev/kvm without VMX/SVM; it runs only kernels
+	 * built as PVM guests, and a stock kernel would spin forever. */
+	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+		log_err("/dev/kvm is PVM (module kvm_pvm), which cannot boot a stock kernel; run minivmm inside tests/nested/run instead");
+		close(fd);
+		return -1;
+	}
 	v = ioctl(fd, KVM_GET_API_VERSION, 0);
 	if (v != KVM_API_VERSION) {
 		log_err("/dev/kvm: API version %d, minivmm needs %d", v, KVM_API_VERSION);
