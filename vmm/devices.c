@@ -3,9 +3,11 @@
 
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"
+#include "devices/pci.h"
 #include "devices/postcode.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "virtio/blk.h"
 #include "vmm/console.h"
 
 const struct device_hooks device_table[] = {
@@ -15,6 +17,8 @@ const struct device_hooks device_table[] = {
 	{ "rtc", rtc_init, rtc_exit, NULL },
 	{ "postcode", postcode_init, postcode_exit, NULL },
 	{ "acpi_pm", acpi_pm_init, acpi_pm_exit, NULL },
+	{ "pci", pci_host_init, pci_host_exit, NULL },
+	{ "virtio-blk", virtio_blk_init, virtio_blk_exit, virtio_blk_stats },
 };
 
 const int device_table_len = sizeof(device_table) / sizeof(device_table[0]);
