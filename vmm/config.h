@@ -4,6 +4,7 @@
 #define MINIVMM_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "devices/disk.h"
@@ -27,6 +28,12 @@ struct vm_config {
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;       /* full cmdline as given to the guest */
+	/* File contents, read once by main.c so errors surface before the VM
+	 * exists; each (re)boot copies them into fresh guest RAM. */
+	const uint8_t *kernel_data;
+	size_t kernel_len;
+	const uint8_t *initrd_data;
+	size_t initrd_len;
 	uint64_t mem_size;         /* bytes */
 	unsigned ncpus;
 	bool no_reboot;

@@ -34,6 +34,7 @@ enum vm_exit {
 struct vcpu;
 struct evloop;
 struct serial;
+struct console;
 struct i8042;
 struct rtc;
 struct acpi_pm;
@@ -70,6 +71,7 @@ struct vm {
 
 	/* Device state, each owned by its init/exit hooks (vmm/devices.h). */
 	struct serial *serial;
+	struct console *console;
 	struct i8042 *i8042;
 	struct rtc *rtc;
 	struct acpi_pm *acpi_pm;
@@ -101,6 +103,11 @@ int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
  * `datamatch` (if match) to addr.  pio: port space, else MMIO. */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, bool pio,
 		 bool match, uint64_t datamatch, int efd, bool assign);
+
+/* Internal to vmm/: the default legacy GSI routes (vm_irq.c), and
+ * /dev/kvm opened with every capability we need checked (-1 + message). */
+int vm_irq_routing_init(struct vm *vm);
+int kvm_open_checked(void);
 
 /* Whole lifecycle: create, load, run until exit, destroy. */
 enum vm_exit vm_run_once(const struct vm_config *cfg);
