@@ -4,7 +4,7 @@
  *  - the DSDT is byte-identical to what `iasl` compiles from the ASL
  *    written in firmware/acpi_dsdt.c's header comment;
  *  - `acpiexec` loads the DSDT into ACPICA's interpreter (the same code as
- *    Linux's) and evaluates \_S5 and \_SB.PCI0._CRS.
+ *    Linux's) and evaluates \_S5 and the _CRS of PCI0 and COM1.
  * The tools are found on PATH, or through $IASL / $ACPIEXEC. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -178,6 +178,9 @@ static void test_iasl_fadt(void **state)
 	expect(s, "Hardware Reduced (V5) : 1", "facp.dsl");
 	expect(s, "Reset Register Supported (V2) : 1", "facp.dsl");
 	expect(s, "MSI Not Supported (V4) : 0", "facp.dsl");
+	expect(s, "8042 Present on ports 60/64 (V2) : 0", "facp.dsl");
+	expect(s, "VGA Not Present (V4) : 1", "facp.dsl");
+	expect(s, "CMOS RTC Not Present (V5) : 0", "facp.dsl");
 	expect(s, "Reset Register : [Generic Address Structure]", "facp.dsl");
 	expect(s, "Value to cause reset : 0F", "facp.dsl");
 	expect(s, "Sleep Control Register : [Generic Address Structure]", "facp.dsl");
@@ -225,6 +228,9 @@ static void test_iasl_dsdt(void **state)
 	expect(s, "0x0D00, // Range Minimum", "dsdt.dsl");
 	expect(s, "0xC0000000, // Range Minimum", "dsdt.dsl");
 	expect(s, "0xFEBFFFFF, // Range Maximum", "dsdt.dsl");
+	expect(s, "EisaId (\"PNP0501\")", "dsdt.dsl");
+	expect(s, "IRQNoFlags ()\n {4}", "dsdt.dsl");
+	expect(s, "EisaId (\"PNP0B00\")", "dsdt.dsl");
 	free(s);
 }
 
@@ -289,15 +295,19 @@ static void test_acpiexec(void **state)
 {
 	tool_present(acpiexec);
 	assert_int_equal(run("exec.log",
-		"'%s' -b 'evaluate \\_S5; evaluate \\_SB.PCI0._CRS; evaluate \\_SB.PCI0._HID' dsdt.dat",
+		"'%s' -b 'evaluate \\_S5; evaluate \\_SB.PCI0._CRS; evaluate \\_SB.PCI0._HID; evaluate \\_SB.COM1._CRS' dsdt.dat",
 		acpiexec), 0);
 	char *s = read_text("exec.log");
 	reject(s, "Error", "exec.log");
 	reject(s, "AE_", "exec.log");
 	expect(s, "[Package] Contains 4 Elements:\n [Integer] = 0000000000000005", "exec.log");
+	/* PCI0._CRS: 16 + 8 + 16 + 26 + 2 = 68 = 0x44 bytes. */
 	expect(s, "[Buffer] Length 44", "exec.log");
 	/* EisaId("PNP0A08") as an integer: 'P','N','P' and 0x0A08. */
 	expect(s, "[Integer] = 00000000080AD041", "exec.log");
+	/* COM1: IO 0x3F8/8, IRQ mask 1 << 4, end tag. */
+	expect(s, "[Buffer] Length 0D", "exec.log"); /* acpiexec prints hex */
+	expect(s, "47 01 F8 03 F8 03 01 08 22 10 00 79 00", "exec.log");
 	free(s);
 }
 
