@@ -19,8 +19,12 @@ static void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bo
 	struct vm *vm = opaque;
 
 	if (!is_write) {
-		/* Status 0: output buffer empty, input buffer empty. */
-		memset(data, 0, len);
+		/* All-ones: a controller whose output buffer never drains.  When
+		 * Linux probes ports directly, i8042_flush() gives up after 16
+		 * reads and reports "No controller found" at once, where status
+		 * 0 makes it wait for a command reply that never comes (~1.7 s
+		 * of timeouts nested). */
+		memset(data, 0xff, len);
 		return;
 	}
 	if (off == I8042_CMD - I8042_DATA && data[0] == CMD_PULSE_RESET)

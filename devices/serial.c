@@ -75,8 +75,11 @@ static void update_irq(struct serial *s)
 	bool level = !(iir(s) & IIR_NONE);
 
 	if (level != s->irq_level) {
+		int r;
 		s->irq_level = level;
-		vm_irq_line(s->vm, COM1_IRQ, level);
+		r = vm_irq_line(s->vm, COM1_IRQ, level);
+		if (log_level > LOG_DEBUG)
+			log_debug("serial irq %d -> %d", level, r);
 	}
 }
 
@@ -196,6 +199,9 @@ static void serial_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
 		}
 		data[0] = v;
 	}
+	if (log_level > LOG_DEBUG && off != UART_RX && off != UART_LSR)
+		log_debug("serial %s off %llu val %#x ier %#x thr %d lvl %d", is_write ? "W" : "R",
+			  (unsigned long long)off, data[0], s->ier, s->thr_ipending, s->irq_level);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -19,6 +19,18 @@
  *                      PCI_MMIO_END - 1, 0, PCI_MMIO_END - PCI_MMIO_START)
  *       })
  *     }
+ *     Device (COM1) {
+ *       Name (_HID, EisaId ("PNP0501"))     // 16550A UART
+ *       Name (_UID, 1)
+ *       Name (_CRS, ResourceTemplate () {
+ *         IO (Decode16, 0x3F8, 0x3F8, 1, 8)
+ *         IRQNoFlags () {4}                  // edge, active high
+ *       })
+ *     }
+ *     Device (RTC) {
+ *       Name (_HID, EisaId ("PNP0B00"))     // CMOS clock, no alarm IRQ
+ *       Name (_CRS, ResourceTemplate () { IO (Decode16, 0x70, 0x70, 1, 2) })
+ *     }
  *   }
  *
  * Why each piece:
@@ -31,16 +43,17 @@
  * - No MCFG: config space is reached through ports 0xCF8-0xCFF only, so
  *   Linux reports that extended config space is not available.
  *
- * ACPI_DSDT_COM1 adds a PNP0501 device for the 16550 at 0x3F8/IRQ 4.  It
- * is off: Linux finds COM1 by legacy probing anyway, and the PNP driver
- * would probe the UART a second time during boot. */
+ * - COM1 (PNP0501) and RTC (PNP0B00) must be described: on a
+ *   hardware-reduced platform Linux installs the null legacy PIC, so ISA
+ *   IRQs 0-15 get no IOAPIC mapping by default.  Without this _CRS the
+ *   8250 driver finds the UART by legacy probing but its IRQ 4 is never
+ *   routed, and interrupt-driven output (everything userspace writes)
+ *   stalls.  The RTC gets I/O only (no alarm IRQ), which rtc_cmos accepts. */
 #include <errno.h>
 
 #include "firmware/acpi.h"
 #include "firmware/aml.h"
 #include "vmm/vm.h"
-
-#define ACPI_DSDT_COM1 0
 
 long acpi_dsdt_body(uint8_t *buf, size_t cap)
 {
@@ -80,20 +93,28 @@ long acpi_dsdt_body(uint8_t *buf, size_t cap)
 	aml_end(&a); /* _CRS buffer */
 	aml_end(&a); /* PCI0 */
 
-	if (ACPI_DSDT_COM1) {
-		aml_device_begin(&a, "COM1");
-		aml_name(&a, "_HID");
-		aml_eisaid(&a, "PNP0501"); /* 16550A-compatible UART */
-		aml_name(&a, "_UID");
-		aml_integer(&a, 1);
-		aml_name(&a, "_CRS");
-		aml_buffer_begin(&a);
-		aml_res_io(&a, 0x3F8, 1, 8);
-		aml_res_irq(&a, 4);
-		aml_res_end(&a);
-		aml_end(&a);
-		aml_end(&a);
-	}
+	aml_device_begin(&a, "COM1");
+	aml_name(&a, "_HID");
+	aml_eisaid(&a, "PNP0501"); /* 16550A-compatible UART */
+	aml_name(&a, "_UID");
+	aml_integer(&a, 1);
+	aml_name(&a, "_CRS");
+	aml_buffer_begin(&a);
+	aml_res_io(&a, 0x3F8, 1, 8);
+	aml_res_irq(&a, 4);
+	aml_res_end(&a);
+	aml_end(&a);
+	aml_end(&a);
+
+	aml_device_begin(&a, "RTC");
+	aml_name(&a, "_HID");
+	aml_eisaid(&a, "PNP0B00"); /* AT real-time clock */
+	aml_name(&a, "_CRS");
+	aml_buffer_begin(&a);
+	aml_res_io(&a, 0x70, 1, 2);
+	aml_res_end(&a);
+	aml_end(&a);
+	aml_end(&a);
 
 	aml_end(&a); /* \_SB */
 	return aml_finish(&a);

@@ -1,5 +1,7 @@
 #include "vmm/bus.h"
 
+#include "vmm/log.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -86,6 +88,9 @@ bool bus_dispatch(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len,
 	pthread_rwlock_unlock(&b->lock);
 unhandled:
 	__atomic_add_fetch(&b->unhandled, 1, __ATOMIC_RELAXED);
+	if (log_level >= LOG_DEBUG)
+		log_guest("unhandled %s %s at %#llx, %u bytes", b->name,
+			  is_write ? "write" : "read", (unsigned long long)addr, len);
 	if (!is_write)
 		memset(data, 0xff, len);
 	return false;

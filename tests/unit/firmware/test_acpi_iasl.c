@@ -233,7 +233,7 @@ static void test_iasl_dsdt(void **state)
  * root; we emit the explicit root prefix). */
 static void test_iasl_compile_matches(void **state)
 {
-	char asl[2048];
+	char asl[4096];
 	tool_present(iasl);
 	snprintf(asl, sizeof(asl),
 		"DefinitionBlock (\"\", \"DSDT\", 2, \"MNVMM \", \"MINIVMM \", 1)\n"
@@ -253,6 +253,20 @@ static void test_iasl_compile_matches(void **state)
 		"                0, 0xD00, 0xFFFF, 0, 0xF300)\n"
 		"        DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable,\n"
 		"                     ReadWrite, 0, 0x%llX, 0x%llX, 0, 0x%llX)\n"
+		"      })\n"
+		"    }\n"
+		"    Device (COM1) {\n"
+		"      Name (_HID, EisaId (\"PNP0501\"))\n"
+		"      Name (_UID, 1)\n"
+		"      Name (_CRS, ResourceTemplate () {\n"
+		"        IO (Decode16, 0x3F8, 0x3F8, 1, 8)\n"
+		"        IRQNoFlags () {4}\n"
+		"      })\n"
+		"    }\n"
+		"    Device (RTC) {\n"
+		"      Name (_HID, EisaId (\"PNP0B00\"))\n"
+		"      Name (_CRS, ResourceTemplate () {\n"
+		"        IO (Decode16, 0x70, 0x70, 1, 2)\n"
 		"      })\n"
 		"    }\n"
 		"  }\n"
