@@ -45,7 +45,8 @@ fio)
 	fio --name=verify --filename=/dev/vda --direct=1 --ioengine=libaio \
 	    --rw=randwrite --bs=4k --iodepth=32 --numjobs=2 --size=48M \
 	    --offset_increment=48M --verify=crc32c --do_verify=1 --verify_fatal=1 \
-	    --group_reporting --output=/tmp/fio.out
+	    --group_reporting --eta=never --output=/tmp/fio.out
+	echo
 	echo "FIO_EXIT=$?"
 	grep -E "err=|WRITE:|READ:" /tmp/fio.out
 	echo "NR_HW_QUEUES=$(ls /sys/block/vda/mq | wc -l)"
@@ -65,6 +66,9 @@ bench)
 sleep)
 	echo "SLEEPING"
 	sleep 30
+	;;
+idle)
+	# baseline for counting exits: same boot, no I/O
 	;;
 esac
 echo "BLKTEST_DONE"
