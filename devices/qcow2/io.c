@@ -495,7 +495,7 @@ static int q_flush(struct disk *d)
 	struct qcow2 *q = disk_qcow2(d);
 	int r = qcow2_flush_meta(q);
 
-	if (!r && q->direct && fdatasync(q->fd))
+	if (!r && q->direct && !q->unsafe && fdatasync(q->fd))
 		r = -errno;
 	return r;
 }
@@ -537,7 +537,10 @@ static void q_close(struct disk *d)
 		if (r)
 			log_err("qcow2 %s: flushing on close failed: %s", q->path, strerror(-r));
 	}
+	if (q->mfd != q->fd)
+		close(q->mfd);
 	close(q->fd);
+	q->mfd = q->fd = -1;
 	qcow2_free(q);
 	free(d);
 }

@@ -119,6 +119,7 @@ struct qcow2 {
 	int fd;               /* data fd, may be O_DIRECT */
 	int mfd;              /* metadata fd (buffered); == fd unless O_DIRECT */
 	bool direct;
+	bool unsafe;          /* cache=unsafe: no fdatasync at all */
 	bool readonly;
 	char *path;
 	int depth;            /* 0 = top image of the chain */
