@@ -213,6 +213,41 @@ static void test_iasl_madt(void **state)
 	free(s);
 }
 
+/* 300 vCPUs: APIC ids 0-254 as Local APIC entries, 255-299 as x2APIC
+ * entries plus an x2APIC NMI entry (§5.2.12.12-13), as iasl decodes them. */
+static void test_iasl_madt_x2apic(void **state)
+{
+	struct guest_mem gm = { 0 };
+	uint8_t *mem = calloc(1, RAM_SIZE);
+	uint64_t rsdp;
+	char *s;
+
+	tool_present(iasl);
+	assert_non_null(mem);
+	assert_int_equal(gm_add_region(&gm, 0, RAM_SIZE, mem), 0);
+	assert_int_equal(acpi_build(&gm, 300, &rsdp), 0);
+	const uint8_t *x = mem + rd64(mem + rsdp + 24);
+	const uint8_t *t = NULL;
+	for (uint32_t i = 0; i < (rd32(x + 4) - 36) / 8; i++)
+		if (memcmp(mem + rd64(x + 36 + 8 * i), "APIC", 4) == 0)
+			t = mem + rd64(x + 36 + 8 * i);
+	assert_non_null(t);
+	write_file("apic300.dat", t, rd32(t + 4));
+	free(mem);
+
+	disassemble("apic300", &s);
+	int nl = 0, nx = 0;
+	for (char *p = s; (p = strstr(p, "[Processor Local APIC]")); p++)
+		nl++;
+	for (char *p = s; (p = strstr(p, "[Processor Local x2APIC]")); p++)
+		nx++;
+	assert_int_equal(nl, 255);
+	assert_int_equal(nx, 45);
+	expect(s, "Processor x2Apic ID : 0000012B", "apic300.dsl"); /* id 299 */
+	expect(s, "[Local x2APIC NMI]", "apic300.dsl");
+	free(s);
+}
+
 static void test_iasl_dsdt(void **state)
 {
 	char *s;
@@ -316,6 +351,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_iasl_fadt),
 		cmocka_unit_test(test_iasl_madt),
+		cmocka_unit_test(test_iasl_madt_x2apic),
 		cmocka_unit_test(test_iasl_dsdt),
 		cmocka_unit_test(test_iasl_compile_matches),
 		cmocka_unit_test(test_acpiexec),
