@@ -103,10 +103,12 @@ _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT rev 6");
 #define FADT_RESET_REG_SUP  (1u << 10) /* RESET_REG/RESET_VALUE are valid */
 #define FADT_HW_REDUCED     (1u << 20) /* no fixed hardware, no SCI (§4.1) */
 
-/* IA-PC Boot Architecture Flags (§5.2.9.3, Table 5.11).  We emulate an
- * i8042 (bit 1 set) and a CMOS RTC (bit 5, "CMOS RTC not present", clear),
- * and have no VGA (bit 2).  Bit 3 must stay clear: devices use MSI-X. */
-#define BOOT_ARCH_8042      (1u << 1)
+/* IA-PC Boot Architecture Flags (§5.2.9.3, Table 5.11).
+ * - bit 1 "8042 present" stays CLEAR: devices/i8042.c is only a reset line
+ *   (command 0xFE), and without the flag Linux skips the PS/2 probe.
+ * - bit 2 "VGA not present": set, the console is the serial port.
+ * - bit 3 "MSI not supported" must stay clear: devices use MSI-X.
+ * - bit 5 "CMOS RTC not present" stays clear: devices/rtc.c exists. */
 #define BOOT_ARCH_NO_VGA    (1u << 2)
 
 /* MADT (§5.2.12): header, local APIC address, flags, then entries. */
@@ -242,7 +244,7 @@ static int build_fadt(struct tbuf *t, uint64_t dsdt, uint64_t *gpa)
 		return -ENOSPC;
 	header_init(&f->h, "FACP", sizeof(*f), 6);
 	f->minor_version = 5;     /* ACPI 6.5 */
-	f->iapc_boot_arch = BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA;
+	f->iapc_boot_arch = BOOT_ARCH_NO_VGA;
 	f->flags = FADT_HW_REDUCED | FADT_RESET_REG_SUP | FADT_PWR_BUTTON |
 		   FADT_SLP_BUTTON;
 	f->reset_reg = gas_io8(ACPI_RESET_PORT);

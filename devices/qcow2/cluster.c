@@ -112,7 +112,7 @@ int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t len, struct qmap *m)
 int qcow2_get_l2_for_write(struct qcow2 *q, uint64_t off, uint64_t **l2, uint64_t *idx)
 {
 	uint64_t l1i = off >> (q->cluster_bits + q->l2_bits);
-	uint64_t old, noff, be;
+	uint64_t old, noff, be, got;
 	void *tbl, *otbl;
 	int r;
 
@@ -128,7 +128,7 @@ int qcow2_get_l2_for_write(struct qcow2 *q, uint64_t off, uint64_t **l2, uint64_
 	/* New table, or copy-on-write of a table shared with a snapshot.
 	 * The data clusters it references keep their refcounts: they are
 	 * now referenced from both tables. */
-	r = qcow2_alloc_clusters(q, 1, &noff);
+	r = qcow2_alloc_clusters(q, 1, &noff, &got);
 	if (r)
 		return r;
 	r = qcache_get(&q->l2c, noff, true, &tbl);

@@ -241,7 +241,7 @@ static ssize_t write_in_l2(struct qcow2 *q, uint64_t *l2, uint64_t idx, uint64_t
 	}
 
 	/* Allocate a run of clusters that all need it. */
-	uint64_t nclu = 1;
+	uint64_t nclu = 1, got;
 	n = cs - cin < left ? cs - cin : left;
 	while (n < left && nclu < 1024) {
 		classify_l2e(q, be64toh(l2[idx + nclu]), &m2);
@@ -251,9 +251,15 @@ static ssize_t write_in_l2(struct qcow2 *q, uint64_t *l2, uint64_t idx, uint64_t
 		nclu++;
 	}
 	uint64_t old_end = q->file_size, host;
-	r = qcow2_alloc_clusters(q, nclu, &host);
+	r = qcow2_alloc_clusters(q, nclu, &host, &got);
 	if (r)
 		return r;
+	if (got < nclu) {
+		nclu = got;
+		n = (nclu << q->cluster_bits) - cin;
+		if (n > left)
+			n = left;
+	}
 	bool fresh = host >= old_end;   /* beyond the old EOF: reads as zeros */
 	uint64_t tail_in = (cin + n) - ((nclu - 1) << q->cluster_bits);
 	uint64_t tail_len = cs - tail_in;
@@ -384,8 +390,10 @@ static int zero_clusters(struct qcow2 *q, uint64_t pos, uint64_t end, enum zmode
 		r = qcow2_map(q, pos, end - pos, &m);
 		if (r)
 			break;
+		/* Like qemu, a discard over a backing file reads as zeros
+		 * afterwards (v3); v2 can only expose the backing data. */
 		if (m.type == QMAP_ZERO ||
-		    (m.type == QMAP_UNALLOC && (!q->backing || mode == ZM_DISCARD))) {
+		    (m.type == QMAP_UNALLOC && (!q->backing || q->version < 3))) {
 			pos += m.len;   /* nothing to change */
 			continue;
 		}
@@ -487,7 +495,7 @@ static int q_flush(struct disk *d)
 	struct qcow2 *q = disk_qcow2(d);
 	int r = qcow2_flush_meta(q);
 
-	if (!r && q->direct && fdatasync(q->fd))
+	if (!r && q->direct && !q->unsafe && fdatasync(q->fd))
 		r = -errno;
 	return r;
 }
@@ -529,7 +537,10 @@ static void q_close(struct disk *d)
 		if (r)
 			log_err("qcow2 %s: flushing on close failed: %s", q->path, strerror(-r));
 	}
+	if (q->mfd != q->fd)
+		close(q->mfd);
 	close(q->fd);
+	q->mfd = q->fd = -1;
 	qcow2_free(q);
 	free(d);
 }

@@ -68,7 +68,17 @@ int qcow2_open_depth(struct disk **out, int fd, const struct disk_opts *opts,
 			goto fail_msg;
 		}
 		q->direct = true;
+	} else if (flags >= 0 && opts->cache == DISK_CACHE_NONE) {
+		/* cache=none: a second, O_DIRECT fd for guest data. */
+		char p[64];
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		int dfd = open(p, (flags & O_ACCMODE) | O_DIRECT | O_CLOEXEC);
+		if (dfd >= 0) {
+			q->fd = dfd;
+			q->direct = true;
+		}
 	}
+	q->unsafe = opts->cache == DISK_CACHE_UNSAFE;
 
 	hb = qc_alloc(1u << QCOW2_MAX_CLUSTER_BITS);
 	if (!hb) {
@@ -171,9 +181,11 @@ fail:
 	free(hb);
 	free(d);
 	/* The caller still owns fd on failure. */
-	if (q->mfd == q->fd)
-		q->mfd = -1;
-	q->fd = -1;
+	if (q->fd >= 0 && q->fd != fd)
+		close(q->fd);
+	if (q->mfd >= 0 && q->mfd != fd)
+		close(q->mfd);
+	q->fd = q->mfd = -1;
 	qcow2_free(q);
 	return r;
 }

@@ -119,6 +119,7 @@ struct qcow2 {
 	int fd;               /* data fd, may be O_DIRECT */
 	int mfd;              /* metadata fd (buffered); == fd unless O_DIRECT */
 	bool direct;
+	bool unsafe;          /* cache=unsafe: no fdatasync at all */
 	bool readonly;
 	char *path;
 	int depth;            /* 0 = top image of the chain */
@@ -221,8 +222,9 @@ void qcache_discard(struct qcache *c, uint64_t off);
 
 /* refcount.c */
 int qcow2_get_refcount(struct qcow2 *q, uint64_t cluster_index, uint64_t *rc);
-/* Allocate n contiguous clusters with refcount 1; returns host offset. */
-int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off);
+/* Allocate 1..n contiguous clusters with refcount 1: host offset in *off,
+ * count in *got. */
+int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off, uint64_t *got);
 /* Add delta (+1/-1) to the refcount of the clusters in [off, off+len). */
 int qcow2_update_refcount(struct qcow2 *q, uint64_t off, uint64_t len, int delta);
 /* Queue a decrement for after the next metadata flush (rule 3). */

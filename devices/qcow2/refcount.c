@@ -230,55 +230,63 @@ static int peek_refcount(struct qcow2 *q, uint64_t ci, uint64_t *rc)
 	return qcow2_get_refcount(q, ci, rc);
 }
 
-int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *out)
+/* Has cluster ci a refcount block already? */
+static bool has_refblock(const struct qcow2 *q, uint64_t ci)
+{
+	uint64_t i = ci >> q->rb_bits;
+
+	return i < q->rt_entries && (q->rt[i] & RT_OFFSET_MASK);
+}
+
+int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *out, uint64_t *got)
 {
 	uint64_t max_ci = QCOW2_MAX_HOST_OFF >> q->cluster_bits;
+	uint64_t s, run, rc;
 	int r;
 
 	if (n == 0 || n > (1u << 20))
 		return -EINVAL;
 restart:
-	for (uint64_t s = q->free_hint < 1 ? 1 : q->free_hint, first_free = 0;;) {
-		uint64_t run = 0, rc;
-
-		if (s + n > max_ci)
+	/* First free cluster at or after the hint. */
+	for (s = q->free_hint < 1 ? 1 : q->free_hint;; s++) {
+		if (s >= max_ci)
 			return -ENOSPC;
-		while (run < n) {
-			r = peek_refcount(q, s + run, &rc);
-			if (r)
-				return r;
-			if (rc)
-				break;
-			if (!first_free)
-				first_free = s + run;
-			run++;
-		}
-		if (run < n) {
-			s += run + 1;
-			continue;
-		}
-		for (uint64_t c = s; c < s + n; c++) {
-			r = ensure_refblock(q, c);
-			if (r < 0)
-				return r;
-			if (r > 0)
-				goto restart;
-		}
-		r = qcow2_update_refcount(q, s << q->cluster_bits, n << q->cluster_bits, 1);
+		r = peek_refcount(q, s, &rc);
 		if (r)
 			return r;
-		q->free_hint = first_free == s ? s + n : first_free;
-		*out = s << q->cluster_bits;
-		if (*out + (n << q->cluster_bits) > q->file_size) {
-			/* Extend so that partially written clusters read back as
-			 * zeros and `qemu-img check` sees them inside the file. */
-			uint64_t end = *out + (n << q->cluster_bits);
-			if (ftruncate(q->mfd, (off_t)end))
-				return -errno;
-			q->file_size = end;
-		}
-		return 0;
+		if (!rc)
+			break;
 	}
+	q->free_hint = s;
+	r = ensure_refblock(q, s);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		goto restart;   /* s now holds a refblock (or the table moved) */
+	/* Extend while free and described by an existing block: creating
+	 * blocks inside the run would split it. */
+	for (run = 1; run < n && s + run < max_ci && has_refblock(q, s + run); run++) {
+		r = peek_refcount(q, s + run, &rc);
+		if (r)
+			return r;
+		if (rc)
+			break;
+	}
+	r = qcow2_update_refcount(q, s << q->cluster_bits, run << q->cluster_bits, 1);
+	if (r)
+		return r;
+	q->free_hint = s + run;
+	*out = s << q->cluster_bits;
+	*got = run;
+	if (*out + (run << q->cluster_bits) > q->file_size) {
+		/* Extend so that partially written clusters read back as zeros
+		 * and `qemu-img check` sees them inside the file. */
+		uint64_t end = *out + (run << q->cluster_bits);
+		if (ftruncate(q->mfd, (off_t)end))
+			return -errno;
+		q->file_size = end;
+	}
+	return 0;
 }
 
 int qcow2_update_refcount(struct qcow2 *q, uint64_t off, uint64_t len, int delta)

@@ -61,6 +61,8 @@ int qc_pwrite(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
 
 int qc_sync(struct qcow2 *q)
 {
+	if (q->unsafe)
+		return 0;
 	return fdatasync(q->mfd) ? -errno : 0;
 }
 

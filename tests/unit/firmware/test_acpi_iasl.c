@@ -4,7 +4,7 @@
  *  - the DSDT is byte-identical to what `iasl` compiles from the ASL
  *    written in firmware/acpi_dsdt.c's header comment;
  *  - `acpiexec` loads the DSDT into ACPICA's interpreter (the same code as
- *    Linux's) and evaluates \_S5 and \_SB.PCI0._CRS.
+ *    Linux's) and evaluates \_S5 and the _CRS of PCI0 and COM1.
  * The tools are found on PATH, or through $IASL / $ACPIEXEC. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -178,6 +178,9 @@ static void test_iasl_fadt(void **state)
 	expect(s, "Hardware Reduced (V5) : 1", "facp.dsl");
 	expect(s, "Reset Register Supported (V2) : 1", "facp.dsl");
 	expect(s, "MSI Not Supported (V4) : 0", "facp.dsl");
+	expect(s, "8042 Present on ports 60/64 (V2) : 0", "facp.dsl");
+	expect(s, "VGA Not Present (V4) : 1", "facp.dsl");
+	expect(s, "CMOS RTC Not Present (V5) : 0", "facp.dsl");
 	expect(s, "Reset Register : [Generic Address Structure]", "facp.dsl");
 	expect(s, "Value to cause reset : 0F", "facp.dsl");
 	expect(s, "Sleep Control Register : [Generic Address Structure]", "facp.dsl");
@@ -210,6 +213,41 @@ static void test_iasl_madt(void **state)
 	free(s);
 }
 
+/* 300 vCPUs: APIC ids 0-254 as Local APIC entries, 255-299 as x2APIC
+ * entries plus an x2APIC NMI entry (§5.2.12.12-13), as iasl decodes them. */
+static void test_iasl_madt_x2apic(void **state)
+{
+	struct guest_mem gm = { 0 };
+	uint8_t *mem = calloc(1, RAM_SIZE);
+	uint64_t rsdp;
+	char *s;
+
+	tool_present(iasl);
+	assert_non_null(mem);
+	assert_int_equal(gm_add_region(&gm, 0, RAM_SIZE, mem), 0);
+	assert_int_equal(acpi_build(&gm, 300, &rsdp), 0);
+	const uint8_t *x = mem + rd64(mem + rsdp + 24);
+	const uint8_t *t = NULL;
+	for (uint32_t i = 0; i < (rd32(x + 4) - 36) / 8; i++)
+		if (memcmp(mem + rd64(x + 36 + 8 * i), "APIC", 4) == 0)
+			t = mem + rd64(x + 36 + 8 * i);
+	assert_non_null(t);
+	write_file("apic300.dat", t, rd32(t + 4));
+	free(mem);
+
+	disassemble("apic300", &s);
+	int nl = 0, nx = 0;
+	for (char *p = s; (p = strstr(p, "[Processor Local APIC]")); p++)
+		nl++;
+	for (char *p = s; (p = strstr(p, "[Processor Local x2APIC]")); p++)
+		nx++;
+	assert_int_equal(nl, 255);
+	assert_int_equal(nx, 45);
+	expect(s, "Processor x2Apic ID : 0000012B", "apic300.dsl"); /* id 299 */
+	expect(s, "[Local x2APIC NMI]", "apic300.dsl");
+	free(s);
+}
+
 static void test_iasl_dsdt(void **state)
 {
 	char *s;
@@ -225,6 +263,9 @@ static void test_iasl_dsdt(void **state)
 	expect(s, "0x0D00, // Range Minimum", "dsdt.dsl");
 	expect(s, "0xC0000000, // Range Minimum", "dsdt.dsl");
 	expect(s, "0xFEBFFFFF, // Range Maximum", "dsdt.dsl");
+	expect(s, "EisaId (\"PNP0501\")", "dsdt.dsl");
+	expect(s, "IRQNoFlags ()\n {4}", "dsdt.dsl");
+	expect(s, "EisaId (\"PNP0B00\")", "dsdt.dsl");
 	free(s);
 }
 
@@ -289,15 +330,19 @@ static void test_acpiexec(void **state)
 {
 	tool_present(acpiexec);
 	assert_int_equal(run("exec.log",
-		"'%s' -b 'evaluate \\_S5; evaluate \\_SB.PCI0._CRS; evaluate \\_SB.PCI0._HID' dsdt.dat",
+		"'%s' -b 'evaluate \\_S5; evaluate \\_SB.PCI0._CRS; evaluate \\_SB.PCI0._HID; evaluate \\_SB.COM1._CRS' dsdt.dat",
 		acpiexec), 0);
 	char *s = read_text("exec.log");
 	reject(s, "Error", "exec.log");
 	reject(s, "AE_", "exec.log");
 	expect(s, "[Package] Contains 4 Elements:\n [Integer] = 0000000000000005", "exec.log");
+	/* PCI0._CRS: 16 + 8 + 16 + 26 + 2 = 68 = 0x44 bytes. */
 	expect(s, "[Buffer] Length 44", "exec.log");
 	/* EisaId("PNP0A08") as an integer: 'P','N','P' and 0x0A08. */
 	expect(s, "[Integer] = 00000000080AD041", "exec.log");
+	/* COM1: IO 0x3F8/8, IRQ mask 1 << 4, end tag. */
+	expect(s, "[Buffer] Length 0D", "exec.log"); /* acpiexec prints hex */
+	expect(s, "47 01 F8 03 F8 03 01 08 22 10 00 79 00", "exec.log");
 	free(s);
 }
 
@@ -306,6 +351,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_iasl_fadt),
 		cmocka_unit_test(test_iasl_madt),
+		cmocka_unit_test(test_iasl_madt_x2apic),
 		cmocka_unit_test(test_iasl_dsdt),
 		cmocka_unit_test(test_iasl_compile_matches),
 		cmocka_unit_test(test_acpiexec),
