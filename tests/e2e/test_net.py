@@ -283,10 +283,11 @@ def nat_masquerade():
     # A TCP listener in the WAN namespace reports the peer it sees.
     lst = subprocess.Popen(["ip", "netns", "exec", "mvt-wan", "python3", "-c",
                             "import socket;s=socket.socket();s.bind(('198.19.0.2',5006));"
-                            "s.listen();c,a=s.accept();print('PEER',a[0],flush=True);"
+                            "s.listen();print('READY',flush=True);c,a=s.accept();"
+                            "print('PEER',a[0],flush=True);"
                             "c.sendall(b'hello-from-wan\\n');c.close()"],
                            stdout=subprocess.PIPE, text=True)
-    time.sleep(1)
+    check(lst.stdout.readline().strip() == "READY", "WAN listener did not start")
     out = g.ok("nc 198.19.0.2 5006 </dev/null")
     peer = lst.communicate(timeout=60)[0]
     check("hello-from-wan" in out, f"guest got no data from the WAN: {out}", g.r)
