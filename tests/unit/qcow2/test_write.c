@@ -196,6 +196,46 @@ static void test_readonly_and_corrupt(void **s)
 	d->ops->close(d);
 }
 
+/* snapshot=on: writes go to an unlinked temporary overlay; the image
+ * itself (qcow2 or raw) is unchanged and nothing is left behind. */
+static void snapshot_on(const char *fmt)
+{
+	const char *img = qt_path("base-img"), *copy = qt_path("base-copy");
+	const char *tmp = qt_path("tmpdir");
+	char err[512] = "";
+	struct disk *d;
+	qt_sh("rm -rf '%s' && mkdir -p '%s'", tmp, tmp);
+	qt_must("qemu-img create -q -f %s '%s' 8M && qemu-io -f %s -c 'write -P 0x31 0 8M' '%s' >/dev/null",
+		fmt, img, fmt, img);
+	qt_must("cp '%s' '%s'", img, copy);
+	setenv("TMPDIR", tmp, 1);
+	struct disk_opts o = { .path = img, .snapshot = true };
+	int r = qcow2_open_snapshot(&d, &o, err, sizeof(err));
+	unsetenv("TMPDIR");
+	if (r)
+		fprintf(stderr, "%s\n", err);
+	assert_int_equal(r, 0);
+	assert_int_equal(d->size, 8 << 20);
+	assert_int_equal(qt_sh("ls -A '%s' | grep -q .", tmp), 1);  /* unlinked */
+	uint8_t *buf = malloc(1 << 20), *rd = malloc(1 << 20);
+	memset(buf, 0x77, 1 << 20);
+	struct iovec v = { buf, 1 << 20 }, rv = { rd, 1 << 20 };
+	assert_int_equal(disk_pwritev(d, &v, 1, 3 << 20), 1 << 20);
+	assert_int_equal(disk_preadv(d, &rv, 1, 3 << 20), 1 << 20);
+	assert_memory_equal(rd, buf, 1 << 20);
+	assert_int_equal(disk_preadv(d, &rv, 1, 0), 1 << 20);
+	memset(buf, 0x31, 1 << 20);
+	assert_memory_equal(rd, buf, 1 << 20);
+	assert_int_equal(disk_flush(d), 0);
+	d->ops->close(d);
+	free(buf);
+	free(rd);
+	qt_must("cmp -s '%s' '%s'", img, copy);
+}
+
+static void test_snapshot_on_qcow2(void **s) { snapshot_on("qcow2"); }
+static void test_snapshot_on_raw(void **s) { snapshot_on("raw"); }
+
 static int teardown(void **s) { qt_cleanup(); return 0; }
 
 int main(void)
@@ -217,6 +257,8 @@ int main(void)
 		cmocka_unit_test(test_backing_v2),
 		cmocka_unit_test(test_refcount_table_growth),
 		cmocka_unit_test(test_readonly_and_corrupt),
+		cmocka_unit_test(test_snapshot_on_qcow2),
+		cmocka_unit_test(test_snapshot_on_raw),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
