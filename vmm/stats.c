@@ -1,9 +1,93 @@
 #include "vmm/stats.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "vmm/devices.h"
 #include "vmm/vm.h"
+
+#define NR_PORTS 65536
+#define TOP_PORTS 12
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void stats_init(struct vm *vm)
+{
+	vm->stats.start_ns = now_ns();
+	/* 256 KiB of zero pages; only the pages of ports the guest uses get
+	 * touched. */
+	vm->stats.pio_port_exits = calloc(NR_PORTS, sizeof(*vm->stats.pio_port_exits));
+}
+
+void stats_free(struct vm *vm)
+{
+	free(vm->stats.pio_port_exits);
+	vm->stats.pio_port_exits = NULL;
+}
+
+void stats_pio_exit(struct vm *vm, uint16_t port)
+{
+	atomic_uint *c = vm->stats.pio_port_exits;
+
+	if (!c)
+		return;
+	atomic_fetch_add_explicit(&c[port], 1, memory_order_relaxed);
+	if (!atomic_load_explicit(&vm->stats.first_pio_ns, memory_order_relaxed)) {
+		uint64_t zero = 0;
+
+		if (atomic_compare_exchange_strong(&vm->stats.first_pio_ns, &zero, now_ns()))
+			atomic_store(&vm->stats.first_pio_port, port);
+	}
+}
+
+static const char *port_owner(struct vm *vm, unsigned port)
+{
+	for (int i = 0; i < vm->pio.nr; i++)
+		if (port >= vm->pio.r[i].base && port - vm->pio.r[i].base < vm->pio.r[i].len)
+			return vm->pio.r[i].name ? vm->pio.r[i].name : "?";
+	return "unhandled";
+}
+
+/* The busiest ports, most exits first: where a boot's exits go. */
+static void print_top_ports(struct vm *vm)
+{
+	atomic_uint *c = vm->stats.pio_port_exits;
+	unsigned top[TOP_PORTS], ntop = 0, nports = 0;
+
+	if (!c)
+		return;
+	if (atomic_load(&vm->stats.first_pio_ns))
+		fprintf(stderr, "minivmm: stats: first pio exit (port %#x) %.3f s after the vCPUs started\r\n",
+			atomic_load(&vm->stats.first_pio_port),
+			(double)(atomic_load(&vm->stats.first_pio_ns) - vm->stats.start_ns) / 1e9);
+	for (unsigned p = 0; p < NR_PORTS; p++) {
+		unsigned n = atomic_load_explicit(&c[p], memory_order_relaxed), j;
+
+		if (!n)
+			continue;
+		nports++;
+		for (j = ntop; j > 0 && atomic_load(&c[top[j - 1]]) < n; j--)
+			if (j < TOP_PORTS)
+				top[j] = top[j - 1];
+		if (j < TOP_PORTS) {
+			top[j] = p;
+			if (ntop < TOP_PORTS)
+				ntop++;
+		}
+	}
+	fprintf(stderr, "minivmm: stats: pio exits by port (%u ports used):", nports);
+	for (unsigned i = 0; i < ntop; i++)
+		fprintf(stderr, " %#x(%s)=%u", top[i], port_owner(vm, top[i]),
+			atomic_load(&c[top[i]]));
+	fprintf(stderr, "\r\n");
+}
 
 void stats_print(struct vm *vm, int ndevices)
 {
@@ -16,6 +100,7 @@ void stats_print(struct vm *vm, int ndevices)
 		io + mmio + hlt + other + intr, io, mmio, hlt, intr, other);
 	fprintf(stderr, "minivmm: stats: irqs injected from userspace %lu, unhandled pio %lu mmio %lu\r\n",
 		atomic_load(&s->irqs_injected), vm->pio.unhandled, vm->mmio.unhandled);
+	print_top_ports(vm);
 	for (int i = 0; i < ndevices; i++)
 		if (device_table[i].stats)
 			device_table[i].stats(vm);
