@@ -215,8 +215,15 @@ static int load_guest(struct vm *vm, struct boot_info *bi)
 	ret = boot_load(&vm->mem, vm->ram_low_size, vm->ram_high_size,
 			cfg->kernel_data, cfg->kernel_len, cfg->initrd_data, cfg->initrd_len,
 			cfg->cmdline, rsdp, bi, err, sizeof(err));
-	if (ret < 0)
+	if (ret < 0) {
 		log_err("%s: %s", cfg->kernel, err);
+		return ret;
+	}
+	if (cfg->images_reclaimable) {
+		madvise((void *)cfg->kernel_data, cfg->kernel_len, MADV_DONTNEED);
+		if (cfg->initrd_data)
+			madvise((void *)cfg->initrd_data, cfg->initrd_len, MADV_DONTNEED);
+	}
 	return ret;
 }
 
