@@ -52,6 +52,7 @@ struct vm_stats {
 	 * start) and at the first PIO exit.  The gap is the guest's time in
 	 * the bzImage decompressor and early boot, which make no exits. */
 	uint64_t start_ns;
+	double start_after_exec;   /* seconds from exec to stats_init */
 	_Atomic uint64_t first_pio_ns;
 	_Atomic uint32_t first_pio_port;
 };
