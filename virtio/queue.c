@@ -251,6 +251,14 @@ int vq_pop(struct virtq *q, struct vq_chain *c)
 	return 1;
 }
 
+void vq_unpop(struct virtq *q, uint16_t head)
+{
+	if (!q->ready || head >= q->size)
+		return;
+	q->inflight[head / 64] &= ~(1ULL << (head % 64));
+	q->last_avail--;
+}
+
 void vq_push(struct virtq *q, uint16_t head, uint32_t len)
 {
 	struct vring_used_elem *e;

@@ -96,6 +96,10 @@ int vq_enable(struct virtq *q);
 /* 1: a chain in *c; 0: nothing available; -EBADMSG: malformed chain, head in
  * c->head must be pushed with len 0; -EIO: ring broken (see above). */
 int vq_pop(struct virtq *q, struct vq_chain *c);
+/* Give back the chain popped last (head), as if it had not been popped:
+ * for a device that found the buffers too small for what it holds (net RX
+ * with a packet pending).  Call in reverse pop order. */
+void vq_unpop(struct virtq *q, uint16_t head);
 /* Return a head to the driver with `len` bytes written; publishes used.idx. */
 void vq_push(struct virtq *q, uint16_t head, uint32_t len);
 /* After one or more pushes: does the driver want an interrupt now?

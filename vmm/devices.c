@@ -8,6 +8,7 @@
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "vmm/console.h"
 
 const struct device_hooks device_table[] = {
@@ -19,6 +20,7 @@ const struct device_hooks device_table[] = {
 	{ "acpi_pm", acpi_pm_init, acpi_pm_exit, NULL },
 	{ "pci", pci_host_init, pci_host_exit, NULL },
 	{ "virtio-blk", virtio_blk_init, virtio_blk_exit, virtio_blk_stats },
+	{ "virtio-net", virtio_net_init, virtio_net_exit, virtio_net_stats },
 };
 
 const int device_table_len = sizeof(device_table) / sizeof(device_table[0]);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "firmware/acpi.h"
+#include "firmware/bios_stub.h"
 #include "firmware/boot_params.h"
 #include "firmware/longmode.h"
 #include "vmm/devices.h"
@@ -208,7 +209,7 @@ static int load_guest(struct vm *vm, struct boot_info *bi)
 		log_err("building ACPI tables: %s", strerror(-ret));
 		return ret;
 	}
-	if (longmode_tables(&vm->mem)) {
+	if (bios_stub_install(&vm->mem) || longmode_tables(&vm->mem)) {
 		log_err("cannot write boot page tables");
 		return -EFAULT;
 	}

@@ -180,10 +180,14 @@ int qcow2_open_backing(struct qcow2 *q, struct qchain *chain, char *err, size_t 
 	}
 	if (!path)
 		return -ENOMEM;
-	char sub[200];
+	char sub[512];
 	r = qcow2_open_chain(&q->backing, path, q->backing_fmt, chain, sub, sizeof(sub));
-	if (r)
+	/* Only the top image prefixes itself: the innermost failure is what
+	 * matters, not every image in between. */
+	if (r && q->depth == 0)
 		qerr(err, errlen, -r, "%s: backing file: %s", q->path, sub);
+	else if (r)
+		qerr(err, errlen, -r, "%s", sub);
 	free(path);
 	return r;
 }

@@ -94,10 +94,11 @@ static int walk_l2(struct chk *c, uint64_t l2off, bool active)
 		if (!host)
 			continue;
 		if (host & (q->cluster_size - 1)) {
-			say(c, "ERROR offset=%llx: Cluster is not properly aligned; L2 entry corrupted.",
+			/* Reported, and still counted over the clusters the bad
+			 * range touches, as qemu-img does. */
+			say(c, "ERROR offset=%llx: Data cluster is not properly aligned; L2 entry corrupted.",
 			    (unsigned long long)host);
 			c->res->corruptions++;
-			continue;
 		}
 		if (active && !(q->version >= 3 && (e & QCOW_OFLAG_ZERO))) {
 			c->res->allocated_clusters++;
