@@ -49,7 +49,12 @@ int vm_msi_route_del(struct vm *vm, uint32_t gsi)
 	routes[gsi].used = false;
 	return 0;
 }
-int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign) { return 0; }
+static int irqfd_attached;
+int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign)
+{
+	irqfd_attached += assign ? 1 : -1;
+	return 0;
+}
 int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
 	signal_msi_calls++;
@@ -120,7 +125,7 @@ static int setup(void **state)
 	struct ctx *x = calloc(1, sizeof(*x));
 
 	memset(routes, 0, sizeof(routes));
-	ioev_assigned = signal_msi_calls = route_updates = 0;
+	ioev_assigned = signal_msi_calls = route_updates = irqfd_attached = 0;
 	fake_vm_init(&x->fm);
 	x->vm.mem = x->fm.gm;
 	bus_init(&x->vm.pio, "pio");
@@ -298,8 +303,11 @@ static void test_msix_route_mask_pba(void **state)
 	virtio_pci_signal_queue(&x->v, 0);
 	assert_int_equal(efd_count(efd), 1);
 	assert_int_equal(signal_msi_calls, 0);
-	/* mask the entry: the interrupt becomes pending in the PBA */
+	assert_int_equal(irqfd_attached, 1);
+	/* mask the entry: the interrupt becomes pending in the PBA, and the
+	 * irqfd is detached (holds back writers that bypass us, e.g. vhost) */
 	w(x, VPCI_MSIX_OFF + 16 + 12, 4, 1);
+	assert_int_equal(irqfd_attached, 0);
 	virtio_pci_signal_queue(&x->v, 0);
 	assert_int_equal(efd_count(efd), 0);
 	assert_int_equal(r(x, VPCI_PBA_OFF, 4), 1u << 1);
@@ -310,6 +318,7 @@ static void test_msix_route_mask_pba(void **state)
 	w(x, VPCI_MSIX_OFF + 16 + 12, 4, 0);
 	assert_int_equal(routes[x->v.msix[1].gsi].addr, 0xfee01000);
 	assert_int_equal(routes[x->v.msix[1].gsi].data, 0x42);
+	assert_int_equal(irqfd_attached, 1);
 	assert_int_equal(efd_count(efd), 1);
 	assert_int_equal(r(x, VPCI_PBA_OFF, 4), 0);
 	/* function mask works the same way */
