@@ -81,6 +81,10 @@ static int run(struct bench *b)
 		fprintf(stderr, "minivmm img bench: io_uring: %s\n", strerror(-r));
 		return r;
 	}
+	/* Requests punted to io-wq may use up to depth workers (the default
+	 * bound for regular files is a few per CPU). */
+	unsigned int workers[2] = { b->depth, b->depth };
+	io_uring_register_iowq_max_workers(&ring, workers);
 	while (completed < b->count) {
 		bool queued = false;
 		while (submitted < b->count && b->nfree > 0) {
@@ -239,6 +243,8 @@ int img_bench(int argc, char **argv)
 		return 1;
 	b.size = b.d->size;
 	b.async_flag = cache == DISK_CACHE_NONE ? b.write : b.bufsize >= 16384;
+	if (getenv("MINIVMM_BENCH_ASYNC"))
+		b.async_flag = atoi(getenv("MINIVMM_BENCH_ASYNC"));
 	b.qcow2 = qcow2_is_qcow2(b.d);
 	int own_fd = -1;
 	if (b.qcow2) {
