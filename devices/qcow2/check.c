@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /* Refuse to build a reference array bigger than this many clusters. */
-#define CHECK_MAX_CLUSTERS (1ull << 28)
+#define CHECK_MAX_CLUSTERS (1ull << 26)   /* 256 MiB of counters */
 
 struct chk {
 	struct qcow2 *q;
