@@ -52,7 +52,7 @@ static void msix_fire_locked(struct virtio_pci *v, uint16_t vec)
 		v->pba[vec / 64] |= 1ULL << (vec % 64);
 		return;
 	}
-	if (e->routed) {
+	if (e->attached) {
 		if (write(e->efd, &one, sizeof(one)) == (ssize_t)sizeof(one))
 			return;
 	}
@@ -76,29 +76,34 @@ static void msix_update_locked(struct virtio_pci *v, uint16_t vec)
 	struct vpci_msix_entry *e = &v->msix[vec];
 	uint64_t addr = (uint64_t)e->addr_hi << 32 | e->addr_lo;
 
-	if (!v->msix_enabled || v->msix_fmask || (e->ctrl & MSIX_ENTRY_MASKED))
+	if (!v->msix_enabled || v->msix_fmask || (e->ctrl & MSIX_ENTRY_MASKED)) {
+		/* Masked: detach, so nothing reaches the guest until unmask. */
+		if (e->attached && vm_irqfd(v->vm, e->efd, e->gsi, false) == 0)
+			e->attached = false;
 		return;
+	}
 	if (!e->routed) {
 		uint32_t gsi;
 
 		if (vm_msi_route_add(v->vm, addr, e->data, &gsi) == 0) {
-			if (vm_irqfd(v->vm, e->efd, gsi, true) == 0) {
-				e->routed = true;
-				e->gsi = gsi;
-			} else {
-				vm_msi_route_del(v->vm, gsi);
-			}
+			e->routed = true;
+			e->gsi = gsi;
 		}
 	} else if (e->r_addr != addr || e->r_data != e->data) {
 		if (vm_msi_route_update(v->vm, e->gsi, addr, e->data)) {
 			/* Keep delivering correctly through the slow path. */
-			vm_irqfd(v->vm, e->efd, e->gsi, false);
+			if (e->attached)
+				vm_irqfd(v->vm, e->efd, e->gsi, false);
 			vm_msi_route_del(v->vm, e->gsi);
-			e->routed = false;
+			e->routed = e->attached = false;
 		}
 	}
 	e->r_addr = addr;
 	e->r_data = e->data;
+	/* (Re-)attach after the route says the right thing; KVM injects at
+	 * once if the eventfd was written while detached. */
+	if (e->routed && !e->attached)
+		e->attached = vm_irqfd(v->vm, e->efd, e->gsi, true) == 0;
 	if (v->pba[vec / 64] & (1ULL << (vec % 64))) {
 		v->pba[vec / 64] &= ~(1ULL << (vec % 64));
 		atomic_fetch_sub(&v->stat_irqs, 1); /* counted when it was pended */
@@ -550,10 +555,10 @@ void virtio_pci_exit(struct virtio_pci *v)
 	pci_remove_device(v->vm->pci, &v->pdev);
 	for (uint16_t i = 0; i < v->nvec; i++) {
 		struct vpci_msix_entry *e = &v->msix[i];
-		if (e->routed) {
+		if (e->attached)
 			vm_irqfd(v->vm, e->efd, e->gsi, false);
+		if (e->routed)
 			vm_msi_route_del(v->vm, e->gsi);
-		}
 		close(e->efd);
 	}
 	for (uint16_t q = 0; q < v->nq; q++)

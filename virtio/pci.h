@@ -12,7 +12,10 @@
  *   - interrupt: each MSI-X vector has an eventfd bound with KVM_IRQFD to
  *     an MSI route (vm_msi_route_*) carrying the guest's address/data;
  *     virtio_pci_signal_queue() writes it.  A masked vector only sets its
- *     PBA bit; unmasking delivers it.  Rewriting an entry re-routes.
+ *     PBA bit; unmasking delivers it.  Rewriting an entry re-routes.  While
+ *     masked the eventfd is also detached from KVM, so a writer that
+ *     bypasses us (vhost) is held back too: KVM delivers what accumulated
+ *     when the unmask re-attaches it.
  *
  * Threads: vCPU threads run config/MMIO handlers (lock); the device's I/O
  * thread calls signal_queue / needs_reset (msix_lock only, never lock). */
@@ -75,7 +78,8 @@ struct vpci_msix_entry {
 	uint32_t addr_lo, addr_hi, data, ctrl;
 	int efd;              /* irqfd eventfd */
 	uint32_t gsi;
-	bool routed;          /* gsi valid and efd attached */
+	bool routed;          /* gsi allocated for this entry */
+	bool attached;        /* efd bound to gsi with KVM_IRQFD (unmasked) */
 	uint64_t r_addr;      /* what the route currently says */
 	uint32_t r_data;
 };

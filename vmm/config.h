@@ -34,6 +34,11 @@ struct vm_config {
 	size_t kernel_len;
 	const uint8_t *initrd_data;
 	size_t initrd_len;
+	/* Set when both are private read-only file mappings (main.c), not
+	 * heap copies: then vm.c drops their pages once they are copied into
+	 * the guest, so a ~10 MiB kernel + initrd do not stay in our RSS for
+	 * the VM's lifetime; a reboot faults them back from the page cache. */
+	bool images_reclaimable;
 	uint64_t mem_size;         /* bytes */
 	unsigned ncpus;
 	bool no_reboot;

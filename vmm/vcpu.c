@@ -12,6 +12,7 @@
 #include "firmware/longmode.h"
 #include "vmm/cpuid.h"
 #include "vmm/log.h"
+#include "vmm/stats.h"
 #include "vmm/vm.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -179,6 +180,8 @@ static void handle_io(struct vcpu *v)
 	struct kvm_run *run = v->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool wr = run->io.direction == KVM_EXIT_IO_OUT;
+
+	stats_pio_exit(v->vm, run->io.port);
 
 	for (uint32_t i = 0; i < run->io.count; i++) {
 		bus_dispatch(&v->vm->pio, run->io.port, data, run->io.size, wr);

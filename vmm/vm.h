@@ -46,6 +46,16 @@ struct virtio_net;
 struct vm_stats {
 	atomic_ulong exits_io, exits_mmio, exits_hlt, exits_other, exits_intr;
 	atomic_ulong irqs_injected;
+	/* --stats only (else NULL): exits per I/O port, 65536 counters.
+	 * Shows which device a boot spends its exits on. */
+	atomic_uint *pio_port_exits;
+	/* --stats: CLOCK_MONOTONIC ns at stats_init (just before the vCPUs
+	 * start) and at the first PIO exit.  The gap is the guest's time in
+	 * the bzImage decompressor and early boot, which make no exits. */
+	uint64_t start_ns;
+	double start_after_exec;   /* seconds from exec to stats_init */
+	_Atomic uint64_t first_pio_ns;
+	_Atomic uint32_t first_pio_port;
 };
 
 struct vm {

@@ -120,7 +120,8 @@ int qcow2_open_chain(struct disk **out, const char *path, const char *fmt,
 	if (chain->n > QCOW2_MAX_BACKING_DEPTH)
 		return qerr(err, errlen, ELOOP, "%s: backing chain deeper than %d images", path,
 			    QCOW2_MAX_BACKING_DEPTH);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a name from the image must not let a FIFO block us. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return qerr(err, errlen, errno, "%s: %s", path, strerror(errno));
 	if (fstat(fd, &st)) {
@@ -128,6 +129,11 @@ int qcow2_open_chain(struct disk **out, const char *path, const char *fmt,
 		close(fd);
 		return qerr(err, errlen, -r, "%s: %s", path, strerror(-r));
 	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		close(fd);
+		return qerr(err, errlen, EINVAL, "%s: not a regular file or block device", path);
+	}
+	fcntl(fd, F_SETFL, 0);
 	for (int i = 0; i < chain->n; i++) {
 		if (chain->dev[i] == st.st_dev && chain->ino[i] == st.st_ino) {
 			close(fd);

@@ -215,7 +215,8 @@ int qcow2_parse_header(struct qcow2 *q, const uint8_t *buf, size_t buflen,
 	if (q->backing_offset) {
 		if (q->backing_size == 0 || q->backing_size > 1023 ||
 		    q->backing_offset > q->cluster_size ||
-		    q->backing_size > q->cluster_size - q->backing_offset)
+		    q->backing_size > q->cluster_size - q->backing_offset ||
+		    q->backing_offset + q->backing_size > buflen)
 			return qerr(err, errlen, EINVAL,
 				    "invalid backing file name location (offset %llu, size %u)",
 				    (unsigned long long)q->backing_offset, q->backing_size);

@@ -80,7 +80,10 @@ int qcow2_open_depth(struct disk **out, int fd, const struct disk_opts *opts,
 	}
 	q->unsafe = opts->cache == DISK_CACHE_UNSAFE;
 
-	hb = qc_alloc(1u << QCOW2_MAX_CLUSTER_BITS);
+	/* The header cluster: 4 KiB first, the whole cluster once its size
+	 * is known to be sane. */
+	size_t hlen = 4096;
+	hb = qc_alloc(hlen);
 	if (!hb) {
 		r = -ENOMEM;
 		goto fail_msg;
@@ -93,13 +96,20 @@ int qcow2_open_depth(struct disk **out, int fd, const struct disk_opts *opts,
 		memcpy(&cb, hb + 20, 4);
 		cb = be32toh(cb);
 		if (cb > 12 && cb <= QCOW2_MAX_CLUSTER_BITS) {
-			r = qc_pread(q, hb, 1u << cb, 0, true);
+			free(hb);
+			hlen = (size_t)1 << cb;
+			hb = qc_alloc(hlen);
+			if (!hb) {
+				r = -ENOMEM;
+				goto fail_msg;
+			}
+			r = qc_pread(q, hb, hlen, 0, true);
 			if (r)
 				goto fail_msg;
 		}
 	}
 	char sub[200];
-	r = qcow2_parse_header(q, hb, 1u << QCOW2_MAX_CLUSTER_BITS, sub, sizeof(sub));
+	r = qcow2_parse_header(q, hb, hlen, sub, sizeof(sub));
 	if (r) {
 		qerr(err, errlen, -r, "%s: %s", q->path, sub);
 		goto fail;
@@ -139,7 +149,7 @@ int qcow2_open_depth(struct disk **out, int fd, const struct disk_opts *opts,
 	}
 	q->free_hint = 1;
 
-	if (!qo->for_check) {
+	if (!qo->for_check && !qo->no_backing) {
 		r = qcow2_open_backing(q, chain, err, errlen);
 		if (r)
 			goto fail;

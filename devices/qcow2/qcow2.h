@@ -26,6 +26,8 @@ struct qcow2_opts {
 	uint64_t rb_cache_bytes;    /* default: l2 cache / 4 */
 	bool for_check;             /* internal (qcow2_check): no backing, no
 	                               dirty repair, corrupt images writable */
+	bool no_backing;            /* do not open the backing file (fuzzing):
+	                               unallocated clusters read as zeros */
 };
 int qcow2_open_ex(struct disk **out, int fd, const struct disk_opts *opts,
 		  const struct qcow2_opts *qo, char *err, size_t errlen);

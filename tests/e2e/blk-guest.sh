@@ -53,11 +53,12 @@ fio)
 	;;
 bench)
 	# tests/e2e is not the place for numbers: bench/blk-bench drives this.
+	rt=$(sed -n 's/.*blkrt=\([0-9]*\).*/\1/p' /proc/cmdline)
 	for spec in "randread 4k" "randwrite 4k" "read 1M" "write 1M"; do
 		set -- $spec
 		fio --name=b --filename=/dev/vda --direct=1 --ioengine=libaio --rw=$1 \
-		    --bs=$2 --iodepth=32 --numjobs=1 --size=256M --runtime=${BENCH_RUNTIME:-10} \
-		    --time_based --group_reporting --output-format=terse --terse-version=3 \
+		    --bs=$2 --iodepth=32 --numjobs=1 --size=192M --runtime=${rt:-10} \
+		    --time_based --group_reporting --eta=never --output-format=terse --terse-version=3 \
 		    --output=/tmp/b.out
 		# terse v3: field 8 read IOPS, 49 write IOPS, 7 read KiB/s, 48 write KiB/s
 		echo "BENCH $1 $2 $(cut -d';' -f7,8,48,49 /tmp/b.out)"

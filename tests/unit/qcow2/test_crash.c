@@ -67,15 +67,26 @@ static void apply(uint8_t *img, uint64_t i, const struct op *o)
 
 /* Child: run ops forever, logging progress with unbuffered writes (they
  * survive SIGKILL in the page cache, like the image does). */
-static void writer(const char *img, const char *log, uint64_t seed)
+static void writer(const char *img, const char *log, uint64_t seed, bool tiny)
 {
 	struct disk *d;
 	char err[256];
-	int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
-	if (lfd < 0 || qt_open(&d, img, false, err, sizeof(err)))
+	int lfd = open(log, O_WRONLY | O_APPEND);
+	/* Tiny caches: tables are written back on eviction, between flushes,
+	 * so the write ordering is exercised at every step. */
+	struct qcow2_opts qo = { .l2_cache_bytes = 1, .rb_cache_bytes = 1 };
+	struct disk_opts dopts = { .path = img, .format = DISK_FMT_QCOW2 };
+	int fd = open(img, O_RDWR);
+	if (lfd < 0 || fd < 0 || qcow2_open_ex(&d, fd, &dopts, tiny ? &qo : NULL, err, sizeof(err)))
 		_exit(2);
 	uint8_t *buf = malloc(128 * 512);
+	/* Debugging aid: stop (as if killed) after a given number of ops. */
+	const char *stop = getenv("QCOW2_CRASH_STOP");
 	for (uint64_t i = 0;; i++) {
+		if (stop && i == strtoull(stop, NULL, 0)) {
+			/* wait to be killed */
+			pause();
+		}
 		struct op o = make_op(seed, i);
 		char line[64];
 		int n = snprintf(line, sizeof(line), "S %llu\n", (unsigned long long)i);
@@ -112,11 +123,17 @@ static void one_run(int run)
 
 	qt_must("qemu-img create -q -f qcow2 -o cluster_size=%llu%s '%s' %u",
 		(unsigned long long)cluster, run % 7 == 3 ? ",refcount_bits=1" : "", img, DISK);
+	/* The child may be killed before it even opens the log: never read
+	 * a previous run's log. */
+	unlink(log);
+	close(open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644));
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		writer(img, log, seed);
+		writer(img, log, seed, run % 2);
 	struct timespec ts = { 0, (long)(5 + (seed * 31) % 120) * 1000000L };
+	if (getenv("QCOW2_CRASH_DELAY_US"))
+		ts.tv_nsec = atol(getenv("QCOW2_CRASH_DELAY_US")) * 1000L;
 	nanosleep(&ts, NULL);
 	kill(pid, SIGKILL);
 	int st;
@@ -169,6 +186,15 @@ static void one_run(int run)
 	}
 	free(actual);
 	free(expect);
+	if (bad) {
+		for (long long i = last_flush - 3; i <= last_start; i++) {
+			struct op o = make_op(seed, i);
+			fprintf(stderr, "  op %lld: kind %d off %llu len %llu\n", i, o.kind,
+				(unsigned long long)o.off, (unsigned long long)o.len);
+		}
+		if (getenv("QCOW2_CRASH_KEEP"))
+			qt_sh("cp '%s' /tmp/crashfail-%d.qcow2", img, run);
+	}
 	assert_int_equal(bad, 0);
 
 	/* We reopen the dirty image read-write (repairing leaks) and leave
@@ -188,8 +214,10 @@ static void one_run(int run)
 
 static void test_crash(void **s)
 {
+	const char *only = getenv("QCOW2_CRASH_RUN");
 	for (int run = 0; run < RUNS; run++)
-		one_run(run);
+		if (!only || run == atoi(only))
+			one_run(run);
 }
 
 static int teardown(void **s) { qt_cleanup(); return 0; }
