@@ -380,7 +380,9 @@ def bad_inputs():
     # No permission: nobody may not create a tap, nor attach to root's.
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     bad(["-n", "tap=mvtnope"], "tap mvtnope: permission denied", nobody)
-    sh("ip tuntap add dev mvt0 mode tap")
+    # (A tap with no owner is open to everyone with /dev/net/tun; this one
+    # belongs to root.)
+    sh("ip tuntap add dev mvt0 mode tap user 0")
     bad(["-n", "tap=mvt0"], "tap mvt0: permission denied", nobody)
     # A single-queue tap asked for 2 queues.
     bad(["-n", "tap=mvt0,queues=2"], "multi_queue")
