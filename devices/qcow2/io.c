@@ -50,6 +50,12 @@ static int data_io(struct qcow2 *q, struct iovec *v, int n, uint64_t host, bool 
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			/* O_DIRECT needing more than 512-byte alignment (4K
+			 * sector device): use the buffered fd. */
+			if (errno == EINVAL && fd != q->mfd) {
+				fd = q->mfd;
+				continue;
+			}
 			return -errno;
 		}
 		if (r == 0) {

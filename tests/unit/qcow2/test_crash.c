@@ -67,12 +67,17 @@ static void apply(uint8_t *img, uint64_t i, const struct op *o)
 
 /* Child: run ops forever, logging progress with unbuffered writes (they
  * survive SIGKILL in the page cache, like the image does). */
-static void writer(const char *img, const char *log, uint64_t seed)
+static void writer(const char *img, const char *log, uint64_t seed, bool tiny)
 {
 	struct disk *d;
 	char err[256];
 	int lfd = open(log, O_WRONLY | O_APPEND);
-	if (lfd < 0 || qt_open(&d, img, false, err, sizeof(err)))
+	/* Tiny caches: tables are written back on eviction, between flushes,
+	 * so the write ordering is exercised at every step. */
+	struct qcow2_opts qo = { .l2_cache_bytes = 1, .rb_cache_bytes = 1 };
+	struct disk_opts dopts = { .path = img, .format = DISK_FMT_QCOW2 };
+	int fd = open(img, O_RDWR);
+	if (lfd < 0 || fd < 0 || qcow2_open_ex(&d, fd, &dopts, tiny ? &qo : NULL, err, sizeof(err)))
 		_exit(2);
 	uint8_t *buf = malloc(128 * 512);
 	/* Debugging aid: stop (as if killed) after a given number of ops. */
@@ -125,7 +130,7 @@ static void one_run(int run)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		writer(img, log, seed);
+		writer(img, log, seed, run % 2);
 	struct timespec ts = { 0, (long)(5 + (seed * 31) % 120) * 1000000L };
 	if (getenv("QCOW2_CRASH_DELAY_US"))
 		ts.tv_nsec = atol(getenv("QCOW2_CRASH_DELAY_US")) * 1000L;

@@ -24,6 +24,7 @@ struct variant {
 	bool compressed;
 	bool snapshot;
 	int nops;
+	bool tiny_cache;       /* 4-slot caches: eviction and write-back order */
 };
 
 static void do_ops(struct disk *d, uint8_t *mirror, const struct variant *v, bool has_backing)
@@ -102,7 +103,15 @@ static void run_variant(const struct variant *v)
 	size_t mlen;
 	uint8_t *mirror = qt_read_qemu(img, &mlen);
 
-	int r = qt_open(&d, img, false, err, sizeof(err));
+	int r;
+	if (v->tiny_cache) {
+		struct qcow2_opts qo = { .l2_cache_bytes = 1, .rb_cache_bytes = 1 };
+		struct disk_opts o = { .path = img, .format = DISK_FMT_QCOW2 };
+		int fd = open(img, O_RDWR);
+		r = qcow2_open_ex(&d, fd, &o, &qo, err, sizeof(err));
+	} else {
+		r = qt_open(&d, img, false, err, sizeof(err));
+	}
 	if (r)
 		fprintf(stderr, "%s\n", err);
 	assert_int_equal(r, 0);
@@ -134,6 +143,9 @@ V(v3_64k, "", NULL, 65536, .nops = 400)
 V(v2_64k, "-o compat=0.10", NULL, 65536, .v2 = true, .nops = 400)
 V(c512, "-o cluster_size=512", NULL, 512, .nops = 300)
 V(c512_rc64, "-o cluster_size=512,refcount_bits=64", NULL, 512, .nops = 300)
+V(c512_tiny_cache, "-o cluster_size=512,refcount_bits=2", NULL, 512, .nops = 300, .tiny_cache = true)
+V(c4k_tiny_cache_snapshot, "-o cluster_size=4k", NULL, 4096, .snapshot = true, .nops = 300,
+  .tiny_cache = true)
 V(c2m, "-o cluster_size=2M", NULL, 2 << 20, .nops = 200)
 V(rc1, "-o refcount_bits=1", NULL, 65536, .nops = 300)
 V(rc64, "-o refcount_bits=64", NULL, 65536, .nops = 300)
@@ -196,6 +208,46 @@ static void test_readonly_and_corrupt(void **s)
 	d->ops->close(d);
 }
 
+/* snapshot=on: writes go to an unlinked temporary overlay; the image
+ * itself (qcow2 or raw) is unchanged and nothing is left behind. */
+static void snapshot_on(const char *fmt)
+{
+	const char *img = qt_path("base-img"), *copy = qt_path("base-copy");
+	const char *tmp = qt_path("tmpdir");
+	char err[512] = "";
+	struct disk *d;
+	qt_sh("rm -rf '%s' && mkdir -p '%s'", tmp, tmp);
+	qt_must("qemu-img create -q -f %s '%s' 8M && qemu-io -f %s -c 'write -P 0x31 0 8M' '%s' >/dev/null",
+		fmt, img, fmt, img);
+	qt_must("cp '%s' '%s'", img, copy);
+	setenv("TMPDIR", tmp, 1);
+	struct disk_opts o = { .path = img, .snapshot = true };
+	int r = qcow2_open_snapshot(&d, &o, err, sizeof(err));
+	unsetenv("TMPDIR");
+	if (r)
+		fprintf(stderr, "%s\n", err);
+	assert_int_equal(r, 0);
+	assert_int_equal(d->size, 8 << 20);
+	assert_int_equal(qt_sh("ls -A '%s' | grep -q .", tmp), 1);  /* unlinked */
+	uint8_t *buf = malloc(1 << 20), *rd = malloc(1 << 20);
+	memset(buf, 0x77, 1 << 20);
+	struct iovec v = { buf, 1 << 20 }, rv = { rd, 1 << 20 };
+	assert_int_equal(disk_pwritev(d, &v, 1, 3 << 20), 1 << 20);
+	assert_int_equal(disk_preadv(d, &rv, 1, 3 << 20), 1 << 20);
+	assert_memory_equal(rd, buf, 1 << 20);
+	assert_int_equal(disk_preadv(d, &rv, 1, 0), 1 << 20);
+	memset(buf, 0x31, 1 << 20);
+	assert_memory_equal(rd, buf, 1 << 20);
+	assert_int_equal(disk_flush(d), 0);
+	d->ops->close(d);
+	free(buf);
+	free(rd);
+	qt_must("cmp -s '%s' '%s'", img, copy);
+}
+
+static void test_snapshot_on_qcow2(void **s) { snapshot_on("qcow2"); }
+static void test_snapshot_on_raw(void **s) { snapshot_on("raw"); }
+
 static int teardown(void **s) { qt_cleanup(); return 0; }
 
 int main(void)
@@ -205,6 +257,8 @@ int main(void)
 		cmocka_unit_test(test_v2_64k),
 		cmocka_unit_test(test_c512),
 		cmocka_unit_test(test_c512_rc64),
+		cmocka_unit_test(test_c512_tiny_cache),
+		cmocka_unit_test(test_c4k_tiny_cache_snapshot),
 		cmocka_unit_test(test_c2m),
 		cmocka_unit_test(test_rc1),
 		cmocka_unit_test(test_rc64),
@@ -217,6 +271,8 @@ int main(void)
 		cmocka_unit_test(test_backing_v2),
 		cmocka_unit_test(test_refcount_table_growth),
 		cmocka_unit_test(test_readonly_and_corrupt),
+		cmocka_unit_test(test_snapshot_on_qcow2),
+		cmocka_unit_test(test_snapshot_on_raw),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
