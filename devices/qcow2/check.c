@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /* Refuse to build a reference array bigger than this many clusters. */
-#define CHECK_MAX_CLUSTERS (1ull << 28)
+#define CHECK_MAX_CLUSTERS (1ull << 26)   /* 256 MiB of counters */
 
 struct chk {
 	struct qcow2 *q;
@@ -202,7 +202,10 @@ static int walk_bitmaps(struct chk *c)
 	uint8_t *dir;
 	int r = 0;
 
-	if (!q->has_bitmaps || !q->bitmaps_dir_size)
+	/* Without autoclear bit 0 the extension is stale (a program without
+	 * bitmap support wrote the image, e.g. us): its clusters count as
+	 * leaked, as qemu-img check reports them. */
+	if (!q->has_bitmaps || !q->bitmaps_dir_size || !(q->autoclear & 1))
 		return 0;
 	if (q->bitmaps_dir_size > (64u << 20) ||
 	    q->bitmaps_dir_off + q->bitmaps_dir_size > q->file_size) {

@@ -248,9 +248,17 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *out, uint64_t *g
 		return -EINVAL;
 restart:
 	/* First free cluster at or after the hint. */
+	uint64_t eof_ci = qc_align_up(q->file_size, q->cluster_size) >> q->cluster_bits;
 	for (s = q->free_hint < 1 ? 1 : q->free_hint;; s++) {
 		if (s >= max_ci)
 			return -ENOSPC;
+		/* Refcounts far beyond the end of file are bogus (a hostile
+		 * image could claim 2^47 clusters and make us scan forever). */
+		if (s > eof_ci + (1u << 20)) {
+			log_guest("qcow2 %s: refcounts claim clusters far beyond the end of file",
+				  q->path);
+			return -EIO;
+		}
 		r = peek_refcount(q, s, &rc);
 		if (r)
 			return r;

@@ -4,7 +4,8 @@
  *
  * Requests whose guest range maps to one contiguous host range (qcow2 data
  * clusters; for writes only clusters that may be overwritten in place) go
- * to io_uring with up to -d in flight; anything else (holes, zero or
+ * to io_uring (O_DIRECT writes: a thread pool) with up to -d in flight;
+ * anything else (holes, zero or
  * compressed clusters, allocating writes) goes through the synchronous
  * backend path, which is what the VMM's I/O thread does as well. */
 #include "vmm/img/img_int.h"
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,7 @@ struct bench {
 	int nfree;
 	uint64_t sync_reqs, async_reqs;
 	bool async_flag;      /* IOSQE_ASYNC on data requests */
+	bool use_pool;        /* threads instead of io_uring */
 };
 
 static double now(void)
@@ -81,6 +84,10 @@ static int run(struct bench *b)
 		fprintf(stderr, "minivmm img bench: io_uring: %s\n", strerror(-r));
 		return r;
 	}
+	/* Requests punted to io-wq may use up to depth workers (the default
+	 * bound for regular files is a few per CPU). */
+	unsigned int workers[2] = { b->depth, b->depth };
+	io_uring_register_iowq_max_workers(&ring, workers);
 	while (completed < b->count) {
 		bool queued = false;
 		while (submitted < b->count && b->nfree > 0) {
@@ -111,9 +118,7 @@ static int run(struct bench *b)
 			else
 				io_uring_prep_read(sqe, b->fd, b->bufs[slot], (unsigned)b->bufsize, (uint64_t)host);
 			io_uring_sqe_set_data64(sqe, (uint64_t)slot);
-			/* Large page-cache copies and O_DIRECT writes do better on
-			 * io-wq workers (several CPUs) than inline in this thread;
-			 * small page-cache reads are fastest inline. */
+			/* Small page-cache reads are fastest inline. */
 			if (b->async_flag)
 				io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
 			inflight++;
@@ -160,6 +165,131 @@ static int run(struct bench *b)
 	r = 0;
 out:
 	io_uring_queue_exit(&ring);
+	return r;
+}
+
+/* ---- thread pool, for O_DIRECT writes ----
+ * io_uring cannot always issue an O_DIRECT write without blocking (e.g.
+ * the file's mtime must be updated), and the writes it then punts to io-wq
+ * workers are serialized per file on filesystems without parallel-DIO
+ * support, i.e. depth 1.  Plain threads doing pwrite keep -d writes in
+ * flight. */
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	int *jobs, njobs;             /* pending slots */
+	uint64_t *host;               /* per slot */
+	int *res_slot, *res, nres;    /* completions */
+	bool stop;
+	struct bench *b;
+};
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->njobs && !p->stop)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (p->stop)
+			break;
+		int slot = p->jobs[--p->njobs];
+		pthread_mutex_unlock(&p->lock);
+		ssize_t n = pwrite(p->b->fd, p->b->bufs[slot], p->b->bufsize, (off_t)p->host[slot]);
+		int res = n == (ssize_t)p->b->bufsize ? 0 : n < 0 ? -errno : -EIO;
+		pthread_mutex_lock(&p->lock);
+		p->res_slot[p->nres] = slot;
+		p->res[p->nres++] = res;
+		pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static int run_pool(struct bench *b)
+{
+	struct pool p = { .b = b };
+	unsigned nthreads = b->depth < 64 ? b->depth : 64;
+	pthread_t *th = calloc(nthreads, sizeof(*th));
+	uint64_t submitted = 0, completed = 0, inflight = 0, off = b->offset, since_flush = 0;
+	int r = 0;
+
+	p.jobs = calloc(b->depth, sizeof(int));
+	p.host = calloc(b->depth, sizeof(uint64_t));
+	p.res_slot = calloc(b->depth, sizeof(int));
+	p.res = calloc(b->depth, sizeof(int));
+	if (!th || !p.jobs || !p.host || !p.res_slot || !p.res)
+		return -ENOMEM;
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.work, NULL);
+	pthread_cond_init(&p.done, NULL);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_create(&th[i], NULL, pool_worker, &p);
+	while (completed < b->count && !r) {
+		while (submitted < b->count && b->nfree > 0) {
+			int slot = b->free_slots[--b->nfree];
+			uint64_t o = off;
+			off += b->step;
+			off = b->size ? off % b->size : 0;
+			submitted++;
+			int64_t host = map(b, o);
+			if (host < 0) {
+				b->sync_reqs++;
+				r = sync_io(b, b->bufs[slot], o);
+				b->free_slots[b->nfree++] = slot;
+				if (r)
+					break;
+				completed++;
+				since_flush++;
+				continue;
+			}
+			b->async_reqs++;
+			pthread_mutex_lock(&p.lock);
+			p.host[slot] = (uint64_t)host;
+			p.jobs[p.njobs++] = slot;
+			pthread_cond_signal(&p.work);
+			pthread_mutex_unlock(&p.lock);
+			inflight++;
+		}
+		if (r || !inflight)
+			continue;
+		pthread_mutex_lock(&p.lock);
+		while (!p.nres)
+			pthread_cond_wait(&p.done, &p.lock);
+		for (int i = 0; i < p.nres; i++) {
+			if (p.res[i] && !r)
+				r = p.res[i];
+			b->free_slots[b->nfree++] = p.res_slot[i];
+		}
+		inflight -= (uint64_t)p.nres;
+		completed += (uint64_t)p.nres;
+		since_flush += (uint64_t)p.nres;
+		p.nres = 0;
+		pthread_mutex_unlock(&p.lock);
+		if (!r && b->flush_interval && since_flush >= b->flush_interval && !inflight) {
+			r = flush_all(b);
+			since_flush = 0;
+		}
+	}
+	/* Let everything in flight finish before the buffers go away. */
+	pthread_mutex_lock(&p.lock);
+	while (inflight) {
+		while (!p.nres)
+			pthread_cond_wait(&p.done, &p.lock);
+		inflight -= (uint64_t)p.nres;
+		p.nres = 0;
+	}
+	p.stop = true;
+	pthread_cond_broadcast(&p.work);
+	pthread_mutex_unlock(&p.lock);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+	free(p.jobs);
+	free(p.host);
+	free(p.res_slot);
+	free(p.res);
 	return r;
 }
 
@@ -238,7 +368,12 @@ int img_bench(int argc, char **argv)
 	if (img_open(&b.d, path, fmt, !b.write, cache))
 		return 1;
 	b.size = b.d->size;
-	b.async_flag = cache == DISK_CACHE_NONE ? b.write : b.bufsize >= 16384;
+	/* Large page-cache copies do better on io-wq workers (several CPUs)
+	 * than inline; O_DIRECT writes use the thread pool (see struct pool). */
+	b.async_flag = cache != DISK_CACHE_NONE && b.bufsize >= 16384;
+	b.use_pool = cache == DISK_CACHE_NONE && b.write;
+	if (getenv("MINIVMM_BENCH_ENGINE"))
+		b.use_pool = !strcmp(getenv("MINIVMM_BENCH_ENGINE"), "threads");
 	b.qcow2 = qcow2_is_qcow2(b.d);
 	int own_fd = -1;
 	if (b.qcow2) {
@@ -279,7 +414,7 @@ int img_bench(int argc, char **argv)
 		       (unsigned long long)b.bufsize, b.depth, (unsigned long long)b.offset,
 		       (unsigned long long)b.step);
 	double t0 = now();
-	int r = run(&b);
+	int r = b.use_pool ? run_pool(&b) : run(&b);
 	double t1 = now();
 	if (r)
 		fprintf(stderr, "minivmm img bench: request failed: %s\n", strerror(-r));

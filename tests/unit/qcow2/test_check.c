@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tests/unit/qcow2/qtest.h"
+#include "devices/qcow2/qcow2.h"
 #include "vmm/img/img.h"
 
 struct res { int rc; long leaks, corruptions; };
@@ -194,6 +195,24 @@ static void test_corrupt_unaligned(void **s)
 	agree(p, 2);
 }
 
+/* Persistent bitmaps: counted while consistent; once we wrote the image
+ * (clearing autoclear bit 0, as qcow2.txt requires) qemu and we both
+ * report their clusters as leaked. */
+static void test_bitmaps(void **s)
+{
+	const char *p = make("bitmap.qcow2");
+	qt_must("qemu-img bitmap --add '%s' b0 && qemu-io -f qcow2 -c 'write -P 9 9M 1M' '%s' >/dev/null",
+		p, p);
+	agree(p, 0);
+	struct disk *d;
+	char err[256], buf[4096] = { 1 };
+	assert_int_equal(qt_open(&d, p, false, err, sizeof(err)), 0);
+	struct iovec v = { buf, sizeof(buf) };
+	assert_int_equal(disk_pwritev(d, &v, 1, 20 << 20), 4096);
+	d->ops->close(d);
+	agree(p, 3);
+}
+
 static void test_raw(void **s)
 {
 	const char *p = qt_path("x.raw");
@@ -213,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_refcount_two),
 		cmocka_unit_test(test_corrupt_l2_refcount),
 		cmocka_unit_test(test_corrupt_unaligned),
+		cmocka_unit_test(test_bitmaps),
 		cmocka_unit_test(test_raw),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
