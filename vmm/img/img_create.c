@@ -99,6 +99,39 @@ static int create_raw(const char *path, uint64_t size, enum qcow2_prealloc pre)
 	return 0;
 }
 
+static int do_create(const char *path, const char *fmt, struct qcow2_create_opts *o,
+		     bool quiet)
+{
+	if (!strcmp(fmt, "raw")) {
+		if (o->backing) {
+			fprintf(stderr, "minivmm img create: raw images have no backing file\n");
+			return 1;
+		}
+		if (!quiet)
+			printf("Formatting '%s', fmt=raw size=%llu\n", path, (unsigned long long)o->size);
+		return create_raw(path, o->size, o->prealloc);
+	}
+	if (strcmp(fmt, "qcow2")) {
+		fprintf(stderr, "minivmm img create: unsupported format '%s'\n", fmt);
+		return 1;
+	}
+	if (o->backing && o->prealloc != QCOW2_PREALLOC_OFF) {
+		fprintf(stderr, "minivmm img create: preallocation and a backing file cannot be combined\n");
+		return 1;
+	}
+	char err[512] = "";
+	int r = qcow2_create(path, o, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "minivmm img create: %s: %s\n", path, err[0] ? err : strerror(-r));
+		return 1;
+	}
+	if (!quiet)
+		printf("Formatting '%s', fmt=qcow2 cluster_size=%u size=%llu%s%s\n", path,
+		       o->cluster_size ? o->cluster_size : 65536, (unsigned long long)o->size,
+		       o->backing ? " backing_file=" : "", o->backing ? o->backing : "");
+	return 0;
+}
+
 int img_create(int argc, char **argv)
 {
 	struct qcow2_create_opts o = { 0 };
@@ -132,59 +165,26 @@ int img_create(int argc, char **argv)
 		}
 		have_size = true;
 	}
+	/* o's strings may point into copy: it lives until the image exists. */
+	char *copy = NULL;
+	int ret = 1;
 	if (opts) {
-		char *copy = strdup(opts);
 		uint64_t osize = 0;
-		int r = copy ? parse_opts(copy, &o, &osize) : -ENOMEM;
-		if (r) {
-			free(copy);
-			return 1;
-		}
+		copy = strdup(opts);
+		if (!copy || parse_opts(copy, &o, &osize))
+			goto out;
 		if (osize && !have_size) {
 			size = osize;
 			have_size = true;
 		}
-		/* o may point into copy: keep it until the end. */
-		if (!have_size && !o.backing) {
-			fprintf(stderr, "minivmm img create: SIZE expected\n");
-			free(copy);
-			return 1;
-		}
-		o.size = qc_round_sector(size);
-		goto create_with_copy;
 	}
 	if (!have_size && !o.backing) {
 		fprintf(stderr, "minivmm img create: SIZE expected\n");
-		return 1;
+		goto out;
 	}
 	o.size = qc_round_sector(size);
-create_with_copy:
-	if (!strcmp(fmt, "raw")) {
-		if (o.backing) {
-			fprintf(stderr, "minivmm img create: raw images have no backing file\n");
-			return 1;
-		}
-		if (!quiet)
-			printf("Formatting '%s', fmt=raw size=%llu\n", path, (unsigned long long)o.size);
-		return create_raw(path, o.size, o.prealloc);
-	}
-	if (strcmp(fmt, "qcow2")) {
-		fprintf(stderr, "minivmm img create: unsupported format '%s'\n", fmt);
-		return 1;
-	}
-	if (o.backing && o.prealloc != QCOW2_PREALLOC_OFF) {
-		fprintf(stderr, "minivmm img create: preallocation and a backing file cannot be combined\n");
-		return 1;
-	}
-	char err[512] = "";
-	int r = qcow2_create(path, &o, err, sizeof(err));
-	if (r) {
-		fprintf(stderr, "minivmm img create: %s: %s\n", path, err[0] ? err : strerror(-r));
-		return 1;
-	}
-	if (!quiet)
-		printf("Formatting '%s', fmt=qcow2 cluster_size=%u size=%llu%s%s\n", path,
-		       o.cluster_size ? o.cluster_size : 65536, (unsigned long long)o.size,
-		       o.backing ? " backing_file=" : "", o.backing ? o.backing : "");
-	return 0;
+	ret = do_create(path, fmt, &o, quiet);
+out:
+	free(copy);
+	return ret;
 }

@@ -154,6 +154,7 @@ static void test_rx_merge_split_header(void **state)
 	assert_int_equal(len, 2006);
 	assert_true(vqd_get_used(&x->d, &id, &len));
 	assert_int_equal(len, 994);
+	free(pkt);
 }
 
 /* Not enough buffers: nothing is consumed; once the driver adds more, the
