@@ -227,7 +227,8 @@ static void set_active_pairs(struct virtio_net *n, unsigned pairs)
 	}
 	n->active = pairs;
 	/* A re-attached queue's thread may have stopped polling its tap:
-	 * poke it through its RX kick. */
+	 * poke it through its RX kick (with vhost the kernel just re-checks
+	 * the ring). */
 	for (unsigned i = 1; i < pairs; i++) {
 		uint64_t one = 1;
 		if (write(n->vp.kick_fd[rxq(i)], &one, sizeof(one)) < 0)
@@ -248,10 +249,7 @@ static uint8_t ctrl_command(struct virtio_net *n, const struct vq_chain *c)
 			log_guest("%s: VQ_PAIRS_SET: bad pair count", n->name);
 			return VIRTIO_NET_ERR;
 		}
-		if (!n->vhost_on)
-			set_active_pairs(n, pairs);
-		else
-			n->active = pairs;
+		set_active_pairs(n, pairs);
 		return VIRTIO_NET_OK;
 	}
 	return VIRTIO_NET_ERR; /* class/command not offered */

@@ -266,6 +266,8 @@ int main(int argc, char **argv)
 	case VM_EXIT_POWEROFF:
 	case VM_EXIT_QUIT:
 		return 0;
+	case VM_EXIT_SETUP:
+		return EXIT_USAGE;
 	default:
 		return EXIT_GUEST;
 	}

@@ -279,8 +279,10 @@ enum vm_exit vm_run_once(const struct vm_config *cfg)
 	vm->loop = &loop;
 	if (setup_memory(vm) || setup_irqchip(vm))
 		goto out;
-	if (devices_init(vm, &ndev) < 0)
+	if (devices_init(vm, &ndev) < 0) {
+		result = VM_EXIT_SETUP; /* the device printed why */
 		goto out;
+	}
 	if (load_guest(vm, &bi) < 0)
 		goto out;
 	if (cfg->stats)
@@ -321,7 +323,7 @@ out:
 	if (log_level >= LOG_DEBUG && vm->vcpus)
 		for (int i = 0; i < nvcpu; i++)
 			vcpu_dump(vm->vcpus[i]);
-	if (cfg->stats && result != VM_EXIT_NONE)
+	if (cfg->stats && result != VM_EXIT_NONE && result != VM_EXIT_SETUP)
 		stats_print(vm, ndev);
 	stats_free(vm);
 	devices_exit(vm, ndev);

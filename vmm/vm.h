@@ -29,6 +29,7 @@ enum vm_exit {
 	VM_EXIT_REBOOT,    /* guest asked for a reset */
 	VM_EXIT_QUIT,      /* user: Ctrl-A x, SIGINT/SIGTERM -> status 0 */
 	VM_EXIT_ERROR,     /* guest or VMM failure -> status 2 */
+	VM_EXIT_SETUP,     /* a device could not be set up (a tap, a disk) -> 1 */
 };
 
 struct vcpu;
