@@ -246,9 +246,10 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *out, uint64_t *g
 
 	if (n == 0 || n > (1u << 20))
 		return -EINVAL;
+	uint64_t eof_ci;
 restart:
 	/* First free cluster at or after the hint. */
-	uint64_t eof_ci = qc_align_up(q->file_size, q->cluster_size) >> q->cluster_bits;
+	eof_ci = qc_align_up(q->file_size, q->cluster_size) >> q->cluster_bits;
 	for (s = q->free_hint < 1 ? 1 : q->free_hint;; s++) {
 		if (s >= max_ci)
 			return -ENOSPC;

@@ -3,7 +3,9 @@
  * bounded amount in total); if it opens, also open it read-write and do a
  * few writes, write-zeroes and discards, then close (flush).  Any crash,
  * sanitizer report, hang or huge allocation is a bug. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>

@@ -368,9 +368,10 @@ int img_bench(int argc, char **argv)
 	if (img_open(&b.d, path, fmt, !b.write, cache))
 		return 1;
 	b.size = b.d->size;
-	/* Large page-cache copies do better on io-wq workers (several CPUs)
-	 * than inline; O_DIRECT writes use the thread pool (see struct pool). */
-	b.async_flag = cache != DISK_CACHE_NONE && b.bufsize >= 16384;
+	/* Large page-cache reads do better on io-wq workers (several CPUs)
+	 * than inline (punted buffered writes would be serialized per file
+	 * instead); O_DIRECT writes use the thread pool (see struct pool). */
+	b.async_flag = cache != DISK_CACHE_NONE && !b.write && b.bufsize >= 16384;
 	b.use_pool = cache == DISK_CACHE_NONE && b.write;
 	if (getenv("MINIVMM_BENCH_ENGINE"))
 		b.use_pool = !strcmp(getenv("MINIVMM_BENCH_ENGINE"), "threads");
