@@ -106,6 +106,7 @@ static void rx_process(struct net_pair *p)
 		return;
 	}
 	for (unsigned i = 0; i < RX_BATCH && !atomic_load(&n->halted); i++) {
+		uint16_t seen;
 		int r;
 
 		if (!p->rxlen) {
@@ -121,6 +122,7 @@ static void rx_process(struct net_pair *p)
 				continue;
 			p->rxlen = (size_t)got;
 		}
+		seen = vq_avail_idx(vq); /* deliver sees at least these buffers */
 		r = net_rx_deliver(vq, p->chain, p->rxbuf, p->rxlen, mrg);
 		if (r == 1) {
 			atomic_fetch_add(&n->stats.rx_packets, 1);
@@ -128,12 +130,14 @@ static void rx_process(struct net_pair *p)
 			p->rxlen = 0;
 			p->sig_rx = true;
 		} else if (r == 0) {
-			/* No buffers: park the packet, stop reading the
-			 * tap, and ask for a kick (§2.7.10).  Buffers may have
-			 * arrived meanwhile: then go on. */
+			/* Not enough buffers: park the packet, stop reading
+			 * the tap, and ask for a kick when the driver adds a
+			 * buffer past those we saw (§2.7.10).  Retry only if
+			 * it already has: no spinning on a ring that holds
+			 * some, but too few, buffers. */
 			atomic_fetch_add(&n->stats.rx_stalls, 1);
 			tap_poll(p, false);
-			if (!vq_enable_notify(vq))
+			if (!vq_enable_notify_at(vq, seen))
 				return;
 			vq_disable_notify(vq);
 			tap_poll(p, true);

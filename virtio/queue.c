@@ -304,16 +304,29 @@ void vq_disable_notify(struct virtq *q)
 	st16(&q->used_hdr[0], ld16(&q->used_hdr[0]) | VRING_USED_F_NO_NOTIFY);
 }
 
-bool vq_enable_notify(struct virtq *q)
+bool vq_enable_notify_at(struct virtq *q, uint16_t seen)
 {
 	if (!q->ready || q->broken)
 		return false;
 	if (q->event_idx)
-		st16(q->avail_event, q->last_avail);
+		st16(q->avail_event, seen);
 	else
 		st16(&q->used_hdr[0], ld16(&q->used_hdr[0]) & ~VRING_USED_F_NO_NOTIFY);
 	vq_mb(); /* publish before re-reading avail.idx, or we miss a kick */
-	return ld16(&q->avail[1]) != q->last_avail;
+	return ld16(&q->avail[1]) != seen;
+}
+
+bool vq_enable_notify(struct virtq *q)
+{
+	return vq_enable_notify_at(q, q->last_avail);
+}
+
+uint16_t vq_avail_idx(const struct virtq *q)
+{
+	if (!q->ready)
+		return q->last_avail;
+	vq_rmb();
+	return ld16(&q->avail[1]);
 }
 
 size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len)

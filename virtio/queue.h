@@ -111,6 +111,12 @@ bool vq_should_notify(struct virtq *q);
  * when buffers arrived meanwhile (the caller must drain again). */
 void vq_disable_notify(struct virtq *q);
 bool vq_enable_notify(struct virtq *q);
+/* The driver's avail.idx now, and the variant of vq_enable_notify for a
+ * device that found the buffers up to `seen` insufficient (net RX with a
+ * large packet): ask for a kick when the driver publishes past `seen`;
+ * true when it already has (try again). */
+uint16_t vq_avail_idx(const struct virtq *q);
+bool vq_enable_notify_at(struct virtq *q, uint16_t seen);
 
 /* Heads popped and not yet pushed. */
 unsigned vq_inflight(const struct virtq *q);
