@@ -22,7 +22,7 @@
 #include "tests/unit/qcow2/qtest.h"
 
 #define DISK (16u << 20)
-#define RUNS 60
+#define RUNS 50
 
 enum { OP_WRITE, OP_ZERO, OP_DISCARD, OP_FLUSH };
 
