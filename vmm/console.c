@@ -64,12 +64,14 @@ struct console {
 	struct vm *vm;
 	int sig_fd;
 	bool stdin_open, stdin_polled, escape;
+	bool stdin_file;   /* a regular file: epoll refuses it, it is always readable */
 	uint8_t pend[512];
 	size_t pend_off, pend_len;
 };
 
 static void on_stdin(void *opaque, int fd, unsigned events);
 static void push_pending(struct console *c);
+static bool filter(struct console *c, const uint8_t *in, size_t n);
 
 static void stdin_watch(struct console *c, bool on)
 {
@@ -111,26 +113,34 @@ static bool filter(struct console *c, const uint8_t *in, size_t n)
 	return true;
 }
 
-static void on_stdin(void *opaque, int fd, unsigned events)
+/* Read one chunk of input into c->pend (Ctrl-A escapes filtered out).
+ * Returns false at EOF or when the user quit. */
+static bool read_chunk(struct console *c, int fd)
 {
-	struct console *c = opaque;
 	uint8_t buf[sizeof(c->pend)];
 	ssize_t n = read(fd, buf, sizeof(buf));
 
-	(void)events;
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
+		return true;
 	if (n <= 0) {
 		/* EOF (a script's pipe ended): the guest keeps running. */
-		evloop_del(c->vm->loop, fd);
+		if (c->stdin_polled)
+			evloop_del(c->vm->loop, fd);
 		c->stdin_polled = false;
 		c->stdin_open = false;
-		return;
+		return false;
 	}
 	c->pend_off = c->pend_len = 0;
-	if (!filter(c, buf, (size_t)n))
-		return;
-	push_pending(c);
+	return filter(c, buf, (size_t)n);
+}
+
+static void on_stdin(void *opaque, int fd, unsigned events)
+{
+	struct console *c = opaque;
+
+	(void)events;
+	if (read_chunk(c, fd))
+		push_pending(c);
 }
 
 static void push_pending(struct console *c)
@@ -138,9 +148,16 @@ static void push_pending(struct console *c)
 	if (c->pend_off < c->pend_len)
 		c->pend_off += serial_rx_push(c->vm->serial, c->pend + c->pend_off,
 					      c->pend_len - c->pend_off);
+	/* A regular file cannot be polled: read the next chunk whenever the
+	 * guest has taken everything (we get here on every "room" event). */
+	if (c->stdin_file && c->stdin_open && c->pend_off == c->pend_len &&
+	    read_chunk(c, STDIN_FILENO))
+		c->pend_off += serial_rx_push(c->vm->serial, c->pend + c->pend_off,
+					      c->pend_len - c->pend_off);
 	/* Read more only when everything read so far is in the guest: the
 	 * pipe (or the terminal) is our buffer, and it applies back-pressure. */
-	stdin_watch(c, c->pend_off == c->pend_len);
+	if (!c->stdin_file)
+		stdin_watch(c, c->pend_off == c->pend_len);
 }
 
 static void on_room(void *opaque, int fd, unsigned events)
@@ -169,6 +186,7 @@ int console_init(struct vm *vm)
 {
 	struct console *c = calloc(1, sizeof(*c));
 	sigset_t set;
+	int ret;
 
 	if (!c)
 		return -ENOMEM;
@@ -187,10 +205,13 @@ int console_init(struct vm *vm)
 		return -EIO;
 	}
 	c->stdin_open = true;
-	if (evloop_add(vm->loop, STDIN_FILENO, on_stdin, c) == 0)
+	ret = evloop_add(vm->loop, STDIN_FILENO, on_stdin, c);
+	if (ret == 0)
 		c->stdin_polled = true;
+	else if (ret == -EPERM)
+		c->stdin_file = true;  /* regular file (or /dev/null): read on demand */
 	else
-		c->stdin_open = false; /* e.g. /dev/null or a regular file: no input */
+		c->stdin_open = false;
 	vm->console = c;
 	return 0;
 }

@@ -123,6 +123,20 @@ def console_input_reaches_guest():
 
 
 @case
+def console_input_from_a_regular_file():
+    # A file cannot be polled; minivmm reads it as the guest makes room.
+    path = os.path.join(args.logdir, "console-input.txt")
+    with open(path, "w") as f:
+        f.write("echo $((6*7))-from-file\npoweroff\n")
+    with open(path) as f:
+        p = subprocess.run([args.minivmm, "-k", args.kernel, "-i", args.initrd, "-p", QUIET],
+                           stdin=f, capture_output=True, timeout=300)
+    out = p.stdout.decode(errors="replace")
+    check("MVT-ECHO=42-from-file" in out, "command from a file not executed:\n" + out[-1500:])
+    check(p.returncode == 0, f"exit {p.returncode} after poweroff from a file")
+
+
+@case
 def reboot_restarts_once():
     r = vmm()
     check(r.expect("MVT-BOOT-MARK"), "guest did not reach init", r)
