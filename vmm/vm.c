@@ -251,7 +251,9 @@ enum vm_exit vm_run_once(const struct vm_config *cfg)
 	struct kvm_cpuid2 *cpuid = NULL;
 	struct evloop loop;
 	struct boot_info bi;
-	enum vm_exit result = VM_EXIT_ERROR;
+	/* Failures up to the first guest instruction are setup errors
+	 * (exit status 1), each already explained in one line. */
+	enum vm_exit result = VM_EXIT_SETUP;
 	int ndev = 0, nvcpu = 0;
 	bool loop_ok = false;
 
@@ -279,12 +281,11 @@ enum vm_exit vm_run_once(const struct vm_config *cfg)
 	vm->loop = &loop;
 	if (setup_memory(vm) || setup_irqchip(vm))
 		goto out;
-	if (devices_init(vm, &ndev) < 0) {
-		result = VM_EXIT_SETUP; /* the device printed why */
-		goto out;
-	}
+	if (devices_init(vm, &ndev) < 0)
+		goto out; /* the device printed why */
 	if (load_guest(vm, &bi) < 0)
 		goto out;
+	result = VM_EXIT_ERROR;
 	if (cfg->stats)
 		stats_init(vm);
 

@@ -234,6 +234,7 @@ def bad_inputs():
     bad(["-k", k, "-m", "lots"], "-m lots: not a size")
     bad(["-k", k, "-m", "1M"], "memory must be between")
     bad(["-k", k, "-m", "9999G"], "memory must be between")
+    bad(["-k", k, "-i", i, "-m", "40M"], "give the VM more with -m")  # too little for this kernel
     bad(["-k", k, "-c", "0"], "vCPUs must be from 1 to")
     bad(["-k", k, "-c", "two"], "vCPUs must be from 1 to")
     bad(["-k", k, "--frobnicate"], "unknown option --frobnicate")
